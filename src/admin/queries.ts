@@ -1,0 +1,117 @@
+// Read and admin operations behind the pgipam CLI. The CLI only parses arguments and prints.
+import type { Db } from '../db/client';
+import { withTransaction } from '../db/client';
+import { IpamError } from '../errors';
+import { type RangeRow, addressAt, describeRange, getRange, lockRange, rangeUsage, recordHistory } from '../allocator/store';
+import type { ActionContext } from '../allocator/context';
+
+export interface SpaceInfo {
+  id: number;
+  name: string;
+  description: string;
+  ranges: number;
+  createdAt: Date;
+}
+
+export async function listSpaces(db: Db): Promise<SpaceInfo[]> {
+  const { rows } = await db.query<{ id: string; name: string; description: string; ranges: string; created_at: Date }>(
+    `select s.id::text, s.name, s.description, count(r.id)::text as ranges, s.created_at
+       from pgipam.space s left join pgipam.address_range r on r.space_id = s.id
+      group by s.id order by s.name`,
+  );
+  return rows.map((r) => ({ id: Number(r.id), name: r.name, description: r.description, ranges: Number(r.ranges), createdAt: r.created_at }));
+}
+
+export async function addSpace(db: Db, name: string, description: string, ctx: ActionContext): Promise<number> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$/.test(name)) throw new IpamError('BAD_REQUEST', `space name "${name}" must be 1-63 letters, digits, '.', '_', ':' or '-'`);
+  return withTransaction(db, async () => {
+    const { rows } = await db.query<{ id: string }>(
+      'insert into pgipam.space (name, description) values ($1, $2) on conflict (name) do nothing returning id::text',
+      [name, description],
+    );
+    if (!rows[0]) throw new IpamError('CONFLICT', `address space "${name}" already exists`);
+    await recordHistory(db, ctx, { event: 'space_created', spaceId: Number(rows[0].id), rangeId: null, detail: { name, description } });
+    return Number(rows[0].id);
+  });
+}
+
+export interface RangeInfo {
+  range: RangeRow;
+  used: number;
+  byKind: Record<string, number>;
+  first: string;
+  last: string;
+}
+
+export async function rangeInfo(db: Db, range: RangeRow): Promise<RangeInfo> {
+  const usage = await rangeUsage(db, range.id);
+  return { range, used: usage.used, byKind: usage.byKind, first: addressAt(range, 0), last: addressAt(range, range.size - 1) };
+}
+
+export async function listRanges(db: Db, filter: { space?: string } = {}): Promise<RangeInfo[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `select r.id::text from pgipam.address_range r join pgipam.space s on s.id = r.space_id
+      where $1::text is null or s.name = $1 order by s.name, r.ip4_first nulls last, r.ip6_first nulls last, r.id`,
+    [filter.space ?? null],
+  );
+  const out: RangeInfo[] = [];
+  for (const r of rows) {
+    const range = await getRange(db, Number(r.id));
+    if (range) out.push(await rangeInfo(db, range));
+  }
+  return out;
+}
+
+export async function showRange(db: Db, id: number): Promise<RangeInfo> {
+  const range = await getRange(db, id);
+  if (!range) throw new IpamError('NOT_FOUND', `no range ${id}`);
+  return rangeInfo(db, range);
+}
+
+export interface LeaseInfo {
+  rangeId: number;
+  first: string;
+  last: string;
+  size: number;
+  kind: string;
+  since: Date;
+  requestId: string | null;
+  note: string | null;
+  heldUntil: Date | null;
+}
+
+export async function listLeases(db: Db, filter: { rangeId?: number; kind?: string; limit?: number } = {}): Promise<LeaseInfo[]> {
+  const { rows } = await db.query<{ range_id: string; first_idx: string; last_idx: string; kind: string; created_at: Date; request_id: string | null; note: string | null; held_until: Date | null }>(
+    `select l.range_id::text, l.first_idx::text, l.last_idx::text, l.kind, l.created_at, l.request_id, l.note, l.held_until from pgipam.lease l
+      where ($1::int8 is null or l.range_id = $1) and ($2::text is null or l.kind = $2)
+      order by l.range_id, l.first_idx limit $3`,
+    [filter.rangeId ?? null, filter.kind ?? null, filter.limit ?? 1000],
+  );
+  const ranges = new Map<number, RangeRow | null>();
+  const out: LeaseInfo[] = [];
+  for (const r of rows) {
+    const id = Number(r.range_id);
+    if (!ranges.has(id)) ranges.set(id, await getRange(db, id));
+    const range = ranges.get(id)!;
+    if (!range) continue;
+    out.push({
+      rangeId: id, first: addressAt(range, Number(r.first_idx)), last: addressAt(range, Number(r.last_idx)), size: Number(r.last_idx) - Number(r.first_idx) + 1,
+      kind: r.kind, since: r.created_at, requestId: r.request_id, note: r.note, heldUntil: r.held_until,
+    });
+  }
+  return out;
+}
+
+// Removes a range by hand (a stale registration left behind when oned gave up on a request).
+export async function removeRange(db: Db, id: number, force: boolean, ctx: ActionContext): Promise<{ released: number }> {
+  return withTransaction(db, async () => {
+    const range = await lockRange(db, id, 'update');
+    if (!range) throw new IpamError('NOT_FOUND', `no range ${id}`);
+    const usage = await rangeUsage(db, id);
+    const active = (usage.byKind.lease ?? 0) + (usage.byKind.allocation ?? 0);
+    if (active > 0 && !force) throw new IpamError('CONFLICT', `${describeRange(range)} still has ${active} leased addresses: use --force to remove it anyway`);
+    await db.query('delete from pgipam.address_range where id = $1', [id]);
+    await recordHistory(db, ctx, { event: 'range_removed', spaceId: range.spaceId, rangeId: id, firstIdx: 0, size: range.size, address: addressAt(range, 0), detail: { released: usage.byKind, forced: force } });
+    return { released: usage.used };
+  });
+}

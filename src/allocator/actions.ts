@@ -1,0 +1,353 @@
+// The five IPAM operations on PostgreSQL. Each runs as one transaction (withTransaction) that locks
+// the one range it touches; a failure rolls everything back, so the database is exactly as before.
+import { MAX_AR_SIZE, formatIPv4, ip6Index, macIndex, parseCount, parseIPv4, parseIPv6, parseMac } from '../address';
+import { type Db, withTransaction } from '../db/client';
+import { IpamError, isIpamError } from '../errors';
+import { checkTemplateValue } from '../driver/template';
+import type { ActionRequest } from '../driver/request';
+import type { ActionContext } from './context';
+import { type RangeRow, type LeaseRow, addressAt, cutLeases, describeRange, findRangeByFirst, firstFit, giveFree, insertLease, leasesOverlapping, lockRange, overlappingRanges, rangeUsage, recordHistory, spaceIdByName, takeFree } from './store';
+import { type RangeSpec, hasIPv4, parseArType, rangeSpecFromAr, registerReply } from './range-spec';
+import { formatIPv4 as fmt4 } from '../address';
+
+export const DEFAULT_SPACE = 'default';
+
+function bad(message: string): IpamError {
+  return new IpamError('BAD_REQUEST', message);
+}
+
+function spaceName(ar: Record<string, string>): string {
+  const s = ar.PGIPAM_SPACE ?? DEFAULT_SPACE;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$/.test(s)) throw bad(`AR PGIPAM_SPACE "${s}" is not a valid address space name`);
+  return s;
+}
+
+function holdSeconds(ar: Record<string, string>): number {
+  return ar.PGIPAM_HOLD_SECONDS === undefined ? 0 : parseCount(ar.PGIPAM_HOLD_SECONDS, 'AR PGIPAM_HOLD_SECONDS', 0, 366 * 86400);
+}
+
+// ---------------------------------------------------------------------------------------------
+// register_address_range
+
+export interface RegisterResult {
+  rangeId: number;
+  reply: Record<string, string>;
+}
+
+export async function registerAddressRange(db: Db, req: ActionRequest, ctx: ActionContext): Promise<RegisterResult> {
+  const { ar } = req;
+  const spec = rangeSpecFromAr(ar);
+  const space = spaceName(ar);
+  const hold = holdSeconds(ar);
+  const ipamMad = ar.IPAM_MAD ?? 'pgipam';
+  // Everything that could make the reply unprintable is refused before the database changes.
+  for (const [k, v] of Object.entries(registerReply(ar, spec, { ipamMad, rangeId: '0', space }))) checkTemplateValue(k, v);
+
+  return withTransaction(db, async () => {
+    const spaceId = await spaceIdByName(db, space);
+    let id: number;
+    try {
+      await db.query('savepoint register');
+      const { rows } = await db.query<{ id: string }>(
+        `insert into pgipam.address_range (space_id, ar_type, size, ip4_first, ip6_first, prefix_length, mac_first, hold_seconds, request_id)
+         values ($1, $2, $3, $4, $5::numeric, $6, $7, $8, $9) returning id::text`,
+        [spaceId, spec.type, spec.size, spec.ip4First, spec.ip6First?.toString() ?? null, spec.prefixLength, spec.macFirst, hold, ctx.requestId],
+      );
+      id = Number(rows[0]!.id);
+    } catch (e) {
+      if ((e as { code?: string }).code !== '23P01') throw e;
+      await db.query('rollback to savepoint register');
+      throw await overlapError(db, spaceId, space, spec);
+    }
+    const reply = registerReply(ar, spec, { ipamMad, rangeId: String(id), space });
+    await db.query('update pgipam.address_range set attrs = $2 where id = $1', [id, JSON.stringify(reply)]);
+    await db.query('insert into pgipam.free_extent (range_id, first_idx, last_idx) values ($1, 0, $2)', [id, spec.size - 1]);
+    const range = (await lockRange(db, id))!;
+    for (const r of infrastructureAddresses(spec)) {
+      if (await takeFree(db, id, r.index, r.index)) await insertLease(db, id, r.index, r.index, 'reservation', ctx, { note: r.note });
+    }
+    await recordHistory(db, ctx, {
+      event: 'range_registered', spaceId, rangeId: id, firstIdx: 0, size: spec.size, address: addressAt(range, 0),
+      detail: { type: spec.type, attrs: reply },
+    });
+    ctx.log(`registered ${describeRange(range)}`);
+    return { rangeId: id, reply };
+  });
+}
+
+// Network, broadcast and gateway addresses that fall inside the range are never handed out.
+function infrastructureAddresses(spec: RangeSpec): Array<{ index: number; note: string }> {
+  const out: Array<{ index: number; note: string }> = [];
+  if (spec.ip4First === null) return out;
+  const inRange = (ip: number) => ip >= spec.ip4First! && ip < spec.ip4First! + spec.size;
+  if (spec.network4 && spec.network4.prefix <= 30) {
+    const net = spec.network4.network;
+    const broadcast = net + 2 ** (32 - spec.network4.prefix) - 1;
+    if (inRange(net)) out.push({ index: net - spec.ip4First, note: 'network address' });
+    if (inRange(broadcast)) out.push({ index: broadcast - spec.ip4First, note: 'broadcast address' });
+  }
+  if (spec.gateway4 !== null && inRange(spec.gateway4) && !out.some((o) => o.index === spec.gateway4! - spec.ip4First!)) {
+    out.push({ index: spec.gateway4 - spec.ip4First, note: 'gateway' });
+  }
+  return out;
+}
+
+async function overlapError(db: Db, spaceId: number, space: string, spec: RangeSpec): Promise<IpamError> {
+  const spans: Parameters<typeof overlappingRanges>[2] = {};
+  if (spec.ip4First !== null) spans.ip4 = [spec.ip4First, spec.ip4First + spec.size];
+  if (spec.ip6First !== null) spans.ip6 = [spec.ip6First, spec.ip6First + BigInt(spec.size)];
+  if (spec.macFirst !== null) spans.mac = [spec.macFirst, spec.macFirst + spec.size];
+  const others = await overlappingRanges(db, spaceId, spans);
+  const names = others.map(describeRange).join('; ') || 'another range';
+  return new IpamError('RANGE_OVERLAP', `the AR overlaps ${names} in address space "${space}": choose other addresses, or set PGIPAM_SPACE for a separate space`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding the range of a registered AR
+
+// oned never sends the network id; the range is found by the PGIPAM_RANGE_ID that register put in
+// the AR, or else by the AR's first address in its space. The AR must still describe that range.
+async function resolveRange(db: Db, ar: Record<string, string>, mode: 'no key update' | 'update'): Promise<RangeRow | null> {
+  let id: number | null;
+  if (ar.PGIPAM_RANGE_ID !== undefined) {
+    if (!/^\d{1,15}$/.test(ar.PGIPAM_RANGE_ID)) throw bad(`AR PGIPAM_RANGE_ID "${ar.PGIPAM_RANGE_ID}" is not a range id`);
+    id = Number(ar.PGIPAM_RANGE_ID);
+  } else {
+    const type = parseArType(ar.TYPE);
+    const spaceId = await spaceIdByName(db, spaceName(ar));
+    if (hasIPv4(type) && ar.IP !== undefined) id = await findRangeByFirst(db, spaceId, { ip4: parseIPv4(ar.IP, 'AR IP') });
+    else if (ar.IP6 !== undefined && (type === 'IP6_STATIC' || type === 'IP4_6_STATIC')) id = await findRangeByFirst(db, spaceId, { ip6: parseIPv6(ar.IP6, 'AR IP6') });
+    else if (ar.MAC !== undefined) id = await findRangeByFirst(db, spaceId, { mac: parseMac(ar.MAC, 'AR MAC') });
+    else throw bad('AR has neither PGIPAM_RANGE_ID nor an IP, IP6 or MAC to find its pgipam range by');
+  }
+  if (id === null) return null;
+  const range = await lockRange(db, id, mode);
+  if (range) verifyArMatches(range, ar);
+  return range;
+}
+
+function verifyArMatches(range: RangeRow, ar: Record<string, string>): void {
+  const problems: string[] = [];
+  if (ar.TYPE !== undefined && ar.TYPE.toUpperCase() !== range.type) problems.push(`TYPE ${ar.TYPE} is not ${range.type}`);
+  if (range.ip4First !== null && ar.IP !== undefined && parseIPv4(ar.IP, 'AR IP') !== range.ip4First) problems.push(`IP ${ar.IP} is not ${fmt4(range.ip4First)}`);
+  if (range.ip6First !== null && ar.IP6 !== undefined && parseIPv6(ar.IP6, 'AR IP6') !== range.ip6First) problems.push(`IP6 ${ar.IP6} is not ${addressAt(range, 0)}`);
+  if (ar.PGIPAM_SPACE !== undefined && ar.PGIPAM_SPACE !== range.spaceName) problems.push(`PGIPAM_SPACE ${ar.PGIPAM_SPACE} is not ${range.spaceName}`);
+  if (problems.length) {
+    throw new IpamError('RANGE_MISMATCH', `the AR does not describe pgipam ${describeRange(range)}: ${problems.join(', ')}`);
+  }
+}
+
+async function requireRange(db: Db, ar: Record<string, string>): Promise<RangeRow> {
+  const range = await resolveRange(db, ar, 'no key update');
+  if (!range) {
+    const what = ar.PGIPAM_RANGE_ID !== undefined ? `range ${ar.PGIPAM_RANGE_ID}` : `a range starting at ${ar.IP ?? ar.IP6 ?? ar.MAC}`;
+    throw new IpamError('RANGE_NOT_FOUND', `pgipam has no ${what}: the AR was unregistered or never registered through pgipam; remove and add the AR again`);
+  }
+  return range;
+}
+
+// oned's SIZE for the AR bounds what it will accept; a SIZE shrunk with `onevnet updatear` wins.
+function indexLimit(range: RangeRow, ar: Record<string, string>): number {
+  if (ar.SIZE === undefined || !/^\d{1,16}$/.test(ar.SIZE)) return range.size;
+  return Math.min(range.size, Number(ar.SIZE));
+}
+
+function requestedCount(address: Record<string, string>): number {
+  return parseCount(address.SIZE ?? '1', 'ADDRESS SIZE', 1, MAX_AR_SIZE);
+}
+
+// Index of the requested address inside the range, checked against the range's bounds.
+function requestedIndex(range: RangeRow, req: ActionRequest, count: number, limit: number): { index: number; text: string } {
+  const { ar, address } = req;
+  let index: number | null;
+  let text: string;
+  if (range.ip4First !== null && address.IP !== undefined) {
+    text = address.IP;
+    const ip = parseIPv4(address.IP, 'ADDRESS IP');
+    index = ip >= range.ip4First ? ip - range.ip4First : null;
+  } else if (range.ip6First !== null && address.IP6 !== undefined) {
+    text = address.IP6;
+    index = ip6Index(range.ip6First, parseIPv6(address.IP6, 'ADDRESS IP6'));
+  } else if (address.MAC !== undefined) {
+    text = address.MAC;
+    const base = range.macFirst ?? (ar.MAC !== undefined ? parseMac(ar.MAC, 'AR MAC') : null);
+    if (base === null) throw bad('ADDRESS has only a MAC, and the AR has no MAC to count from');
+    index = macIndex(base, parseMac(address.MAC, 'ADDRESS MAC'));
+  } else {
+    const need = range.ip4First !== null ? 'IP' : range.ip6First !== null ? 'IP6 or MAC' : 'MAC';
+    throw bad(`ADDRESS has no ${need} to ${range.ip4First !== null ? 'allocate or free' : 'work on'}`);
+  }
+  if (index === null || index >= limit) throw bad(`${text} is outside ${describeRange(range)}`);
+  if (index + count > limit) throw bad(`${text} + SIZE ${count} runs past the end of ${describeRange(range)}`);
+  return { index, text };
+}
+
+// Holds whose time is over become free again; called before looking for free space.
+async function releaseExpiredHolds(db: Db, range: RangeRow): Promise<void> {
+  const { rows } = await db.query<{ first_idx: string; last_idx: string }>(
+    `delete from pgipam.lease where range_id = $1 and kind = 'hold' and held_until <= now() returning first_idx::text, last_idx::text`,
+    [range.id],
+  );
+  for (const r of rows) await giveFree(db, range.id, Number(r.first_idx), Number(r.last_idx));
+}
+
+function holderText(range: RangeRow, l: LeaseRow): string {
+  const what = { lease: 'leased by get_address', allocation: 'allocated by allocate_address', reservation: 'reserved by an operator', hold: 'on hold' }[l.kind];
+  const block = l.firstIdx === l.lastIdx ? addressAt(range, l.firstIdx) : `${addressAt(range, l.firstIdx)} - ${addressAt(range, l.lastIdx)}`;
+  const note = l.note ? ` (${l.note})` : '';
+  const req = l.requestId && l.requestId !== '-' ? `, request ${l.requestId}` : '';
+  return `${block} ${what}${note} since ${l.createdAt.toISOString()}${req}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// get_address
+
+export interface AddressResult {
+  rangeId: number;
+  index: number;
+  size: number;
+  ip: string;
+}
+
+export async function getAddress(db: Db, req: ActionRequest, ctx: ActionContext): Promise<AddressResult> {
+  const count = requestedCount(req.address);
+  return withTransaction(db, async () => {
+    const range = await requireRange(db, req.ar);
+    if (!hasIPv4(range.type)) {
+      throw bad(`get_address needs an IPv4 range (IP4, IP4_6, IP4_6_STATIC); OpenNebula cannot take an automatic address from a ${range.type} AR: ask for a specific IP6 or MAC instead`);
+    }
+    const limit = indexLimit(range, req.ar);
+    if (count > limit) throw bad(`ADDRESS SIZE ${count} is larger than ${describeRange(range)}`);
+    await releaseExpiredHolds(db, range);
+    const first = await firstFit(db, range.id, count, limit);
+    if (first === null) {
+      const usage = await rangeUsage(db, range.id);
+      throw new IpamError('NO_FREE_ADDRESS', `no ${count === 1 ? 'free address' : `block of ${count} contiguous free addresses`} in ${describeRange(range)}: ${usage.used} of ${range.size} in use`);
+    }
+    if (!(await takeFree(db, range.id, first, first + count - 1))) throw new IpamError('INTERNAL', 'free extent vanished under the range lock');
+    await insertLease(db, range.id, first, first + count - 1, 'lease', ctx);
+    const ip = formatIPv4(range.ip4First! + first);
+    await recordHistory(db, ctx, { event: 'address_leased', spaceId: range.spaceId, rangeId: range.id, firstIdx: first, size: count, address: ip });
+    ctx.log(`leased ${ip}${count > 1 ? ` + ${count - 1}` : ''} from range ${range.id}`);
+    return { rangeId: range.id, index: first, size: count, ip };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// allocate_address
+
+export interface AllocateResult extends AddressResult {
+  wasHeld: boolean;
+}
+
+export async function allocateAddress(db: Db, req: ActionRequest, ctx: ActionContext): Promise<AllocateResult> {
+  const count = requestedCount(req.address);
+  return withTransaction(db, async () => {
+    const range = await requireRange(db, req.ar);
+    const { index, text } = requestedIndex(range, req, count, indexLimit(range, req.ar));
+    const last = index + count - 1;
+    await releaseExpiredHolds(db, range);
+    let wasHeld = false;
+    if (!(await takeFree(db, range.id, index, last))) {
+      const holders = await leasesOverlapping(db, range.id, index, last);
+      const taken = holders.filter((l) => l.kind !== 'hold');
+      if (taken.length) {
+        throw new IpamError('ADDRESS_IN_USE', `${text}${count > 1 ? ` + ${count - 1}` : ''} is not free: ${taken.slice(0, 3).map((l) => holderText(range, l)).join('; ')}`);
+      }
+      // Only holds stand in the way: an explicit request for a held address is honoured.
+      await cutLeases(db, range.id, holders, index, last);
+      for (const h of holders) await giveFree(db, range.id, Math.max(h.firstIdx, index), Math.min(h.lastIdx, last));
+      if (!(await takeFree(db, range.id, index, last))) throw new IpamError('INTERNAL', `free space of range ${range.id} is inconsistent`);
+      wasHeld = true;
+      ctx.log(`${text} was on hold; allocated on explicit request`);
+    }
+    await insertLease(db, range.id, index, last, 'allocation', ctx);
+    const address = addressAt(range, index);
+    await recordHistory(db, ctx, { event: 'address_allocated', spaceId: range.spaceId, rangeId: range.id, firstIdx: index, size: count, address, detail: wasHeld ? { was_held: true } : {} });
+    ctx.log(`allocated ${address}${count > 1 ? ` + ${count - 1}` : ''} in range ${range.id}`);
+    return { rangeId: range.id, index, size: count, ip: address, wasHeld };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// free_address
+
+export interface FreeResult {
+  rangeId: number | null;
+  freed: number;
+}
+
+export async function freeAddress(db: Db, req: ActionRequest, ctx: ActionContext): Promise<FreeResult> {
+  const count = requestedCount(req.address);
+  return withTransaction(db, async () => {
+    const range = await resolveRange(db, req.ar, 'no key update');
+    if (!range) {
+      // oned keeps a lease whose free fails, forever; an address of a range we do not hold is free.
+      ctx.log('no pgipam range for this AR; nothing to free');
+      return { rangeId: null, freed: 0 };
+    }
+    const { index, text } = requestedIndex(range, req, count, range.size);
+    const last = index + count - 1;
+    const leases = await leasesOverlapping(db, range.id, index, last);
+    const freeable = leases.filter((l) => l.kind === 'lease' || l.kind === 'allocation');
+    if (leases.some((l) => l.kind === 'reservation')) ctx.log(`${text} is reserved by an operator; the reservation stays`);
+    if (!freeable.length) {
+      ctx.log(`${text} was already free in range ${range.id}`);
+      return { rangeId: range.id, freed: 0 };
+    }
+    await cutLeases(db, range.id, freeable, index, last);
+    const holdSecs = await rangeHoldSeconds(db, range.id);
+    let freed = 0;
+    for (const l of freeable) {
+      const f = Math.max(l.firstIdx, index);
+      const la = Math.min(l.lastIdx, last);
+      freed += la - f + 1;
+      if (holdSecs > 0) {
+        await insertLease(db, range.id, f, la, 'hold', ctx, { heldUntil: new Date(Date.now() + holdSecs * 1000), note: `freed from ${l.kind}` });
+      } else {
+        await giveFree(db, range.id, f, la);
+      }
+      await recordHistory(db, ctx, { event: 'address_freed', spaceId: range.spaceId, rangeId: range.id, firstIdx: f, size: la - f + 1, address: addressAt(range, f), detail: { was: l.kind, hold_seconds: holdSecs } });
+    }
+    ctx.log(`freed ${text}${count > 1 ? ` + ${count - 1}` : ''} in range ${range.id}${holdSecs > 0 ? ` (on hold for ${holdSecs}s)` : ''}`);
+    return { rangeId: range.id, freed };
+  });
+}
+
+async function rangeHoldSeconds(db: Db, rangeId: number): Promise<number> {
+  const { rows } = await db.query<{ hold_seconds: number }>('select hold_seconds from pgipam.address_range where id = $1', [rangeId]);
+  return rows[0]?.hold_seconds ?? 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// unregister_address_range
+
+export interface UnregisterResult {
+  rangeId: number | null;
+  released: number;
+}
+
+export async function unregisterAddressRange(db: Db, req: ActionRequest, ctx: ActionContext): Promise<UnregisterResult> {
+  return withTransaction(db, async () => {
+    let range: RangeRow | null;
+    try {
+      range = await resolveRange(db, req.ar, 'update');
+    } catch (e) {
+      // An AR in a space that no longer exists cannot have a range left.
+      if (isIpamError(e, 'SPACE_NOT_FOUND')) range = null;
+      else throw e;
+    }
+    if (!range) {
+      ctx.log('no pgipam range for this AR; already unregistered');
+      return { rangeId: null, released: 0 };
+    }
+    const usage = await rangeUsage(db, range.id);
+    await db.query('delete from pgipam.address_range where id = $1', [range.id]);
+    await recordHistory(db, ctx, {
+      event: 'range_unregistered', spaceId: range.spaceId, rangeId: range.id, firstIdx: 0, size: range.size, address: addressAt(range, 0),
+      detail: { released: usage.byKind },
+    });
+    ctx.log(`unregistered ${describeRange(range)}; released ${usage.used} leased, reserved or held addresses`);
+    return { rangeId: range.id, released: usage.used };
+  });
+}

