@@ -43,7 +43,8 @@ export async function startEmbeddedPostgres(options: { label?: string; log?: (li
     password,
     port,
     persistent: false,
-    createPostgresUser: true,
+    // initdb refuses to run as root; the package then creates and uses a postgres system user.
+    createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
     onLog: (m) => log(String(m)),
     onError: (m) => log(String(m)),
