@@ -35,7 +35,14 @@ await Promise.all([
       define: { Response: 'undefined' },
     }),
   ),
-  esbuild.build({ ...common, entryPoints: [path.join(root, 'src/cli/index.ts')], outfile: path.join(root, 'build/pgipam.cjs') }),
+  // yargs is ESM-only (it reads import.meta.url), so the CLI is an ES module with a require() for pg.
+  esbuild.build({
+    ...common,
+    format: 'esm',
+    entryPoints: [path.join(root, 'src/cli/main.ts')],
+    outfile: path.join(root, 'build/pgipam.mjs'),
+    banner: { js: "#!/usr/bin/env node\nimport { createRequire as __pgipamCreateRequire } from 'node:module';\nconst require = __pgipamCreateRequire(import.meta.url);" },
+  }),
   ...['demo', 'bench', 'stress'].map((name) =>
     esbuild.build({
       ...common,
@@ -47,4 +54,4 @@ await Promise.all([
   ),
 ]);
 for (const name of actions) fs.chmodSync(path.join(remotes, name), 0o755);
-fs.chmodSync(path.join(root, 'build/pgipam.cjs'), 0o755);
+fs.chmodSync(path.join(root, 'build/pgipam.mjs'), 0o755);

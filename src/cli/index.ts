@@ -143,7 +143,7 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) {
+export function main(): void {
   runCli(hideBin(process.argv)).then((code) => {
     process.exitCode = code;
   });

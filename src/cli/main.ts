@@ -1,0 +1,4 @@
+// Entry point of the pgipam executable (build/pgipam.mjs).
+import { main } from './index';
+
+main();
