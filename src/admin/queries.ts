@@ -4,6 +4,7 @@ import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
 import { type RangeRow, addressAt, describeRange, getRange, lockRange, rangeUsage, recordHistory } from '../allocator/store';
 import type { ActionContext } from '../allocator/context';
+import { releaseRangeBlocks } from '../allocator/pools';
 
 export interface SpaceInfo {
   id: number;
@@ -110,8 +111,40 @@ export async function removeRange(db: Db, id: number, force: boolean, ctx: Actio
     const usage = await rangeUsage(db, id);
     const active = (usage.byKind.lease ?? 0) + (usage.byKind.allocation ?? 0);
     if (active > 0 && !force) throw new IpamError('CONFLICT', `${describeRange(range)} still has ${active} leased addresses: use --force to remove it anyway`);
+    await releaseRangeBlocks(db, id);
     await db.query('delete from pgipam.address_range where id = $1', [id]);
     await recordHistory(db, ctx, { event: 'range_removed', spaceId: range.spaceId, rangeId: id, firstIdx: 0, size: range.size, address: addressAt(range, 0), detail: { released: usage.byKind, forced: force } });
     return { released: usage.used };
   });
+}
+
+// A compact map of a range, one character per 1/64th of it:
+//   # leased or allocated   R reserved   h on hold   . free   : mixed
+export async function rangeMap(db: Db, range: RangeRow, cells = 64): Promise<string> {
+  const n = Math.min(cells, range.size);
+  const cell = range.size / n;
+  const { rows } = await db.query<{ c: number; kind: string; used: string }>(
+    `with cells as (select c, floor(c * $2::float8)::int8 as lo, floor((c + 1) * $2::float8)::int8 - 1 as hi from generate_series(0, $3::int - 1) c)
+     select c, l.kind, sum(least(l.last_idx, hi) - greatest(l.first_idx, lo) + 1)::text as used
+       from cells join pgipam.lease l on l.range_id = $1 and l.span && int8range(lo, hi, '[]') group by c, l.kind`,
+    [range.id, cell, n],
+  );
+  const by = Array.from({ length: n }, () => ({ used: 0, reservation: 0, hold: 0 }));
+  for (const r of rows) {
+    const b = by[r.c]!;
+    if (r.kind === 'reservation') b.reservation += Number(r.used);
+    else if (r.kind === 'hold') b.hold += Number(r.used);
+    else b.used += Number(r.used);
+  }
+  return by
+    .map((b, i) => {
+      const width = Math.floor((i + 1) * cell) - Math.floor(i * cell);
+      const total = b.used + b.reservation + b.hold;
+      if (total === 0) return '.';
+      if (b.reservation * 2 >= width) return 'R';
+      if (b.hold * 2 >= width) return 'h';
+      if (total >= width) return '#';
+      return ':';
+    })
+    .join('');
 }

@@ -1,6 +1,6 @@
 // The five IPAM operations on PostgreSQL. Each runs as one transaction (withTransaction) that locks
 // the one range it touches; a failure rolls everything back, so the database is exactly as before.
-import { MAX_AR_SIZE, formatIPv4, ip6Index, macIndex, parseCount, parseIPv4, parseIPv6, parseMac } from '../address';
+import { MAX_AR_SIZE, formatIPv4, formatIPv6, ip6Index, macIndex, parseCount, parseIPv4, parseIPv6, parseMac } from '../address';
 import { type Db, withTransaction } from '../db/client';
 import { IpamError, isIpamError } from '../errors';
 import { checkTemplateValue } from '../driver/template';
@@ -8,6 +8,10 @@ import type { ActionRequest } from '../driver/request';
 import type { ActionContext } from './context';
 import { type RangeRow, type LeaseRow, addressAt, cutLeases, describeRange, findRangeByFirst, firstFit, giveFree, insertLease, leasesOverlapping, lockRange, overlappingRanges, rangeUsage, recordHistory, spaceIdByName, takeFree } from './store';
 import { type RangeSpec, hasIPv4, parseArType, rangeSpecFromAr, registerReply } from './range-spec';
+import {
+  type Block, type Family, type PoolRow, blockSize, carveBlock, checkPoolAccess, describeBlock, getPool, isUla, lockPool, poolContaining,
+  poolReservationsOverlapping, recordAllocations, releaseRangeBlocks, takeSpan,
+} from './pools';
 import { formatIPv4 as fmt4 } from '../address';
 
 export const DEFAULT_SPACE = 'default';
@@ -36,22 +40,60 @@ export interface RegisterResult {
 
 export async function registerAddressRange(db: Db, req: ActionRequest, ctx: ActionContext): Promise<RegisterResult> {
   const { ar } = req;
-  const spec = rangeSpecFromAr(ar);
-  const space = spaceName(ar);
-  const hold = holdSeconds(ar);
+  const type = parseArType(ar.TYPE);
+  const plan = carvePlan(ar, type);
+  // Validate what can be validated before the database is touched.
+  if (!plan.any) rangeSpecFromAr(ar);
+  if (ar.PGIPAM_POOL !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$/.test(ar.PGIPAM_POOL)) throw bad(`AR PGIPAM_POOL "${ar.PGIPAM_POOL}" is not a valid pool name`);
+  const hold = ar.PGIPAM_HOLD_SECONDS === undefined ? null : holdSeconds(ar);
   const ipamMad = ar.IPAM_MAD ?? 'pgipam';
-  // Everything that could make the reply unprintable is refused before the database changes.
-  for (const [k, v] of Object.entries(registerReply(ar, spec, { ipamMad, rangeId: '0', space }))) checkTemplateValue(k, v);
+  if (ar.SIZE !== undefined) parseCount(ar.SIZE, 'AR SIZE', 1, MAX_AR_SIZE);
+  for (const [k, v] of Object.entries(ar)) if (!NOT_CHECKED.has(k)) checkTemplateValue(k, v);
 
   return withTransaction(db, async () => {
+    let attrs: Record<string, string> = { ...ar };
+    let pool: PoolRow | null = null;
+    const taken: Array<{ pool: PoolRow; blocks: Block[] }> = [];
+    const extraReply: Record<string, string> = {};
+
+    if (plan.v4 || plan.v6static || plan.slaac) {
+      pool = await resolvePool(db, ar.PGIPAM_POOL ?? null, plan);
+      if (ar.PGIPAM_SPACE !== undefined && ar.PGIPAM_SPACE !== pool.spaceName) throw bad(`AR PGIPAM_SPACE ${ar.PGIPAM_SPACE} differs from the space ${pool.spaceName} of pool ${pool.name}`);
+      await checkPoolAccess(db, pool, ctx.platform);
+      await lockPool(db, pool.id);
+      const carved = await carveForAr(db, pool, ar, type, plan);
+      attrs = { ...attrs, ...carved.attrs };
+      taken.push({ pool, blocks: carved.blocks });
+      extraReply.PGIPAM_SUBNET = carved.blocks.map(describeBlock).join(' ');
+    }
+    const spec = rangeSpecFromAr(attrs);
+    const space = pool ? pool.spaceName : spaceName(ar);
     const spaceId = await spaceIdByName(db, space);
+
+    if (!pool) {
+      // An explicit range inside a pool takes its block out of the pool (refused when taken).
+      for (const span of explicitSpans(spec, attrs)) {
+        const p = await poolContaining(db, spaceId, span.family, span.first, span.last);
+        if (!p) continue;
+        await checkPoolAccess(db, p, ctx.platform);
+        await lockPool(db, p.id);
+        taken.push({ pool: p, blocks: await takeSpan(db, p, span.family, span.first, span.last) });
+        pool = pool ?? p;
+      }
+      if (taken.length) extraReply.PGIPAM_SUBNET = taken.flatMap((t) => t.blocks.map(describeBlock)).join(' ');
+    }
+    if (pool) {
+      attrs = { ...poolAttributes(pool), ...attrs };
+      extraReply.PGIPAM_POOL = pool.name;
+    }
+
     let id: number;
     try {
       await db.query('savepoint register');
       const { rows } = await db.query<{ id: string }>(
-        `insert into pgipam.address_range (space_id, ar_type, size, ip4_first, ip6_first, prefix_length, mac_first, hold_seconds, request_id)
-         values ($1, $2, $3, $4, $5::numeric, $6, $7, $8, $9) returning id::text`,
-        [spaceId, spec.type, spec.size, spec.ip4First, spec.ip6First?.toString() ?? null, spec.prefixLength, spec.macFirst, hold, ctx.requestId],
+        `insert into pgipam.address_range (space_id, ar_type, size, ip4_first, ip6_first, prefix_length, mac_first, hold_seconds, request_id, pool_id, platform)
+         values ($1, $2, $3, $4, $5::numeric, $6, $7, $8, $9, $10, $11) returning id::text`,
+        [spaceId, spec.type, spec.size, spec.ip4First, spec.ip6First?.toString() ?? null, spec.prefixLength, spec.macFirst, hold ?? pool?.holdSeconds ?? 0, ctx.requestId, pool?.id ?? null, ctx.platform],
       );
       id = Number(rows[0]!.id);
     } catch (e) {
@@ -59,36 +101,182 @@ export async function registerAddressRange(db: Db, req: ActionRequest, ctx: Acti
       await db.query('rollback to savepoint register');
       throw await overlapError(db, spaceId, space, spec);
     }
-    const reply = registerReply(ar, spec, { ipamMad, rangeId: String(id), space });
+    for (const t of taken) await recordAllocations(db, id, t.pool, t.blocks);
+    const reply = { ...registerReply(attrs, spec, { ipamMad, rangeId: String(id), space }), ...extraReply };
+    reply.PGIPAM_RANGE_ID = String(id);
+    for (const [k, v] of Object.entries(reply)) checkTemplateValue(k, v);
     await db.query('update pgipam.address_range set attrs = $2 where id = $1', [id, JSON.stringify(reply)]);
     await db.query('insert into pgipam.free_extent (range_id, first_idx, last_idx) values ($1, 0, $2)', [id, spec.size - 1]);
     const range = (await lockRange(db, id))!;
-    for (const r of infrastructureAddresses(spec)) {
-      if (await takeFree(db, id, r.index, r.index)) await insertLease(db, id, r.index, r.index, 'reservation', ctx, { note: r.note });
+    for (const r of [...infrastructureAddresses(spec), ...(await poolReservedIndexes(db, range))]) {
+      for (const [f, l] of await freeParts(db, id, r.first, r.last)) {
+        await takeFree(db, id, f, l);
+        await insertLease(db, id, f, l, 'reservation', ctx, { note: r.note });
+      }
     }
     await recordHistory(db, ctx, {
       event: 'range_registered', spaceId, rangeId: id, firstIdx: 0, size: spec.size, address: addressAt(range, 0),
-      detail: { type: spec.type, attrs: reply },
+      detail: { type: spec.type, pool: pool?.name ?? null, subnets: extraReply.PGIPAM_SUBNET ?? null, attrs: reply },
     });
-    ctx.log(`registered ${describeRange(range)}`);
+    ctx.log(`registered ${describeRange(range)}${extraReply.PGIPAM_SUBNET ? ` on ${extraReply.PGIPAM_SUBNET} of pool ${pool!.name}` : ''}`);
     return { rangeId: id, reply };
   });
 }
 
+// Attributes of the request that are never echoed and so need no template check.
+const NOT_CHECKED = new Set(['ALLOCATED', 'USED_LEASES', 'LEASES', 'NEXT_INDEX', 'AR_ID']);
+
+interface CarvePlan {
+  v4: boolean;
+  v6static: boolean;
+  slaac: boolean;
+  any: boolean;
+}
+
+// What an AR leaves for pgipam to choose: the IPv4 subnet (no IP), the static IPv6 /64 (no IP6),
+// or the SLAAC /64 (no prefix, when a pool is named or the default pool has IPv6).
+function carvePlan(ar: Record<string, string>, type: ReturnType<typeof parseArType>): CarvePlan {
+  const v4 = hasIPv4(type) && ar.IP === undefined;
+  const v6static = (type === 'IP6_STATIC' || type === 'IP4_6_STATIC') && ar.IP6 === undefined;
+  const slaac = (type === 'IP6' || type === 'IP4_6') && ar.GLOBAL_PREFIX === undefined && ar.ULA_PREFIX === undefined && (ar.PGIPAM_POOL !== undefined || v4);
+  return { v4, v6static, slaac, any: v4 || v6static || slaac };
+}
+
+async function resolvePool(db: Db, name: string | null, plan: CarvePlan): Promise<PoolRow> {
+  const pool = await getPool(db, name);
+  if (!pool) {
+    if (name !== null) throw new IpamError('NOT_FOUND', `pool "${name}" does not exist (or this platform may not use it): see "pgipam pool list"`);
+    const what = plan.v4 ? 'IP' : plan.v6static ? 'IP6' : 'GLOBAL_PREFIX';
+    throw bad(`the AR has no ${what} and names no pool to carve one from: set PGIPAM_POOL, or make a pool the default with "pgipam pool set <name> --default"`);
+  }
+  return pool;
+}
+
+const IPV6_SUBNET = 64;
+
+// Carves what the plan needs from the pool and returns the AR attributes that describe it.
+async function carveForAr(db: Db, pool: PoolRow, ar: Record<string, string>, type: ReturnType<typeof parseArType>, plan: CarvePlan): Promise<{ attrs: Record<string, string>; blocks: Block[] }> {
+  const attrs: Record<string, string> = {};
+  const blocks: Block[] = [];
+  if (plan.v4) {
+    const size = parseCount(ar.SIZE, 'AR SIZE', 1, 2 ** 30);
+    const layout = ipv4Layout(size, pool.gateway);
+    const block = await carveBlock(db, pool.id, 4, 32 - layout.hostBits);
+    if (!block) throw new IpamError('NO_FREE_ADDRESS', `pool "${pool.name}" has no free IPv4 /${32 - layout.hostBits} for ${size} addresses`);
+    const net = Number(block.network);
+    attrs.IP = formatIPv4(net + layout.start);
+    attrs.SIZE = String(layout.arSize);
+    attrs.NETWORK_ADDRESS = formatIPv4(net);
+    attrs.NETWORK_MASK = formatIPv4(Number((0xffffffffn << BigInt(layout.hostBits)) & 0xffffffffn));
+    if (layout.gateway !== null) attrs.GATEWAY = formatIPv4(net + layout.gateway);
+    blocks.push(block);
+  }
+  if (plan.v6static || plan.slaac) {
+    const block = await carveBlock(db, pool.id, 6, IPV6_SUBNET);
+    if (!block) throw new IpamError('NO_FREE_ADDRESS', `pool "${pool.name}" has no free IPv6 /${IPV6_SUBNET}`);
+    blocks.push(block);
+    if (plan.v6static) {
+      const withGateway = pool.gateway !== 'none';
+      attrs.IP6 = formatIPv6(block.network + (withGateway ? 2n : 1n));
+      attrs.PREFIX_LENGTH = String(IPV6_SUBNET);
+      if (withGateway) attrs.GATEWAY6 = formatIPv6(block.network + 1n);
+      if (type === 'IP6_STATIC' && ar.SIZE === undefined) attrs.SIZE = String(2 ** 32 - 2);
+    } else {
+      attrs[isUla(block) ? 'ULA_PREFIX' : 'GLOBAL_PREFIX'] = formatIPv6(block.network);
+    }
+  }
+  return { attrs, blocks };
+}
+
+// Where a carved IPv4 subnet puts its addresses: host offsets 1 .. 2^h-2 (network and broadcast
+// excluded), the gateway where the pool says, and the AR from the first host that is not the
+// gateway. When the gateway falls inside the AR's span it is reserved there and the AR grows by one.
+export function ipv4Layout(size: number, gatewayRule: string): { hostBits: number; gateway: number | null; start: number; arSize: number } {
+  for (let h = 2; h <= 32; h++) {
+    const total = 2 ** h;
+    const gateway = gatewayRule === 'none' ? null : gatewayRule === 'first' ? 1 : gatewayRule === 'last' ? total - 2 : Number(gatewayRule);
+    if (gateway !== null && (gateway < 1 || gateway > total - 2)) continue;
+    const start = gateway === 1 ? 2 : 1;
+    const arSize = size + (gateway !== null && gateway >= start && gateway < start + size ? 1 : 0);
+    if (start + arSize - 1 <= total - 2) return { hostBits: h, gateway, start, arSize };
+  }
+  throw bad(`no IPv4 subnet can hold ${size} addresses`);
+}
+
+function poolAttributes(pool: PoolRow): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (pool.dns) out.DNS = pool.dns;
+  if (pool.searchDomain) out.SEARCH_DOMAIN = pool.searchDomain;
+  if (pool.mtu !== null) out.GUEST_MTU = String(pool.mtu);
+  if (pool.vlanId !== null) out.VLAN_ID = String(pool.vlanId);
+  for (const [k, v] of Object.entries(pool.extra)) out[k.toUpperCase()] = String(v);
+  return out;
+}
+
+// The spans an explicit AR occupies in its space, per family: the whole network when the AR says
+// what it is, else the range itself; SLAAC prefixes count as their /64.
+function explicitSpans(spec: RangeSpec, ar: Record<string, string>): Array<{ family: Family; first: bigint; last: bigint }> {
+  const out: Array<{ family: Family; first: bigint; last: bigint }> = [];
+  if (spec.ip4First !== null) {
+    if (spec.network4) out.push({ family: 4, first: BigInt(spec.network4.network), last: BigInt(spec.network4.network) + blockSize(4, spec.network4.prefix) - 1n });
+    else out.push({ family: 4, first: BigInt(spec.ip4First), last: BigInt(spec.ip4First + spec.size - 1) });
+  }
+  if (spec.ip6First !== null) {
+    const size = blockSize(6, spec.prefixLength!);
+    const net = (spec.ip6First / size) * size;
+    out.push({ family: 6, first: net, last: net + size - 1n });
+  }
+  for (const key of ['GLOBAL_PREFIX', 'ULA_PREFIX']) {
+    if (ar[key] === undefined || spec.type === 'IP6_STATIC' || spec.type === 'IP4_6_STATIC' || spec.type === 'IP4' || spec.type === 'ETHER') continue;
+    const size = blockSize(6, IPV6_SUBNET);
+    const net = (parseIPv6(ar[key]!, `AR ${key}`) / size) * size;
+    out.push({ family: 6, first: net, last: net + size - 1n });
+  }
+  return out;
+}
+
+// Pool reservations that fall inside a new range, as index spans of the range.
+async function poolReservedIndexes(db: Db, range: RangeRow): Promise<Array<{ first: number; last: number; note: string }>> {
+  const out: Array<{ first: number; last: number; note: string }> = [];
+  const spans: Array<{ family: Family; first: bigint }> = [];
+  if (range.ip4First !== null) spans.push({ family: 4, first: BigInt(range.ip4First) });
+  if (range.ip6First !== null) spans.push({ family: 6, first: range.ip6First });
+  for (const s of spans) {
+    const last = s.first + BigInt(range.size) - 1n;
+    for (const r of await poolReservationsOverlapping(db, range.spaceId, s.family, s.first, last)) {
+      const f = r.first > s.first ? r.first : s.first;
+      const l = r.last < last ? r.last : last;
+      out.push({ first: Number(f - s.first), last: Number(l - s.first), note: r.reason });
+    }
+  }
+  return out;
+}
+
+// The free sub-spans of [first, last] (reservations may overlap each other or leases).
+async function freeParts(db: Db, rangeId: number, first: number, last: number): Promise<Array<[number, number]>> {
+  const { rows } = await db.query<{ f: string; l: string }>(
+    `select greatest(first_idx, $2::int8)::text as f, least(last_idx, $3::int8)::text as l from pgipam.free_extent
+      where range_id = $1 and last_idx >= $2::int8 and first_idx <= $3::int8 order by first_idx`,
+    [rangeId, first, last],
+  );
+  return rows.map((r) => [Number(r.f), Number(r.l)]);
+}
+
 // Network, broadcast and gateway addresses that fall inside the range are never handed out.
-function infrastructureAddresses(spec: RangeSpec): Array<{ index: number; note: string }> {
-  const out: Array<{ index: number; note: string }> = [];
+function infrastructureAddresses(spec: RangeSpec): Array<{ first: number; last: number; note: string }> {
+  const out: Array<{ first: number; last: number; note: string }> = [];
   if (spec.ip4First === null) return out;
   const inRange = (ip: number) => ip >= spec.ip4First! && ip < spec.ip4First! + spec.size;
+  const add = (ip: number, note: string) => {
+    const i = ip - spec.ip4First!;
+    if (inRange(ip) && !out.some((o) => o.first === i)) out.push({ first: i, last: i, note });
+  };
   if (spec.network4 && spec.network4.prefix <= 30) {
     const net = spec.network4.network;
-    const broadcast = net + 2 ** (32 - spec.network4.prefix) - 1;
-    if (inRange(net)) out.push({ index: net - spec.ip4First, note: 'network address' });
-    if (inRange(broadcast)) out.push({ index: broadcast - spec.ip4First, note: 'broadcast address' });
+    add(net, 'network address');
+    add(net + 2 ** (32 - spec.network4.prefix) - 1, 'broadcast address');
   }
-  if (spec.gateway4 !== null && inRange(spec.gateway4) && !out.some((o) => o.index === spec.gateway4! - spec.ip4First!)) {
-    out.push({ index: spec.gateway4 - spec.ip4First, note: 'gateway' });
-  }
+  if (spec.gateway4 !== null) add(spec.gateway4, 'gateway');
   return out;
 }
 
@@ -296,7 +484,7 @@ export async function freeAddress(db: Db, req: ActionRequest, ctx: ActionContext
       return { rangeId: range.id, freed: 0 };
     }
     await cutLeases(db, range.id, freeable, index, last);
-    const holdSecs = await rangeHoldSeconds(db, range.id);
+    const holdSecs = range.holdSeconds;
     let freed = 0;
     for (const l of freeable) {
       const f = Math.max(l.firstIdx, index);
@@ -314,10 +502,6 @@ export async function freeAddress(db: Db, req: ActionRequest, ctx: ActionContext
   });
 }
 
-async function rangeHoldSeconds(db: Db, rangeId: number): Promise<number> {
-  const { rows } = await db.query<{ hold_seconds: number }>('select hold_seconds from pgipam.address_range where id = $1', [rangeId]);
-  return rows[0]?.hold_seconds ?? 0;
-}
 
 // ---------------------------------------------------------------------------------------------
 // unregister_address_range
@@ -342,10 +526,11 @@ export async function unregisterAddressRange(db: Db, req: ActionRequest, ctx: Ac
       return { rangeId: null, released: 0 };
     }
     const usage = await rangeUsage(db, range.id);
+    const blocks = await releaseRangeBlocks(db, range.id);
     await db.query('delete from pgipam.address_range where id = $1', [range.id]);
     await recordHistory(db, ctx, {
       event: 'range_unregistered', spaceId: range.spaceId, rangeId: range.id, firstIdx: 0, size: range.size, address: addressAt(range, 0),
-      detail: { released: usage.byKind },
+      detail: { released: usage.byKind, returned_to_pool: blocks.map(describeBlock) },
     });
     ctx.log(`unregistered ${describeRange(range)}; released ${usage.used} leased, reserved or held addresses`);
     return { rangeId: range.id, released: usage.used };

@@ -19,11 +19,14 @@ export interface RangeRow {
   macFirst: number | null;
   attrs: Record<string, string>;
   createdAt: Date;
+  poolId: number | null;
+  platform: string;
+  holdSeconds: number;
 }
 
 const RANGE_COLUMNS = `r.id::int8::text as id, r.space_id::text as space_id, s.name as space_name, r.ar_type, r.size::text as size,
   r.ip4_first::text as ip4_first, r.ip6_first::text as ip6_first, r.prefix_length, r.mac_first::text as mac_first,
-  r.attrs, r.created_at`;
+  r.attrs, r.created_at, r.pool_id::text as pool_id, r.platform, r.hold_seconds`;
 
 interface RawRange {
   id: string;
@@ -37,6 +40,9 @@ interface RawRange {
   mac_first: string | null;
   attrs: Record<string, string>;
   created_at: Date;
+  pool_id: string | null;
+  platform: string;
+  hold_seconds: number;
 }
 
 function toRange(r: RawRange): RangeRow {
@@ -52,6 +58,9 @@ function toRange(r: RawRange): RangeRow {
     macFirst: r.mac_first === null ? null : Number(r.mac_first),
     attrs: r.attrs,
     createdAt: r.created_at,
+    poolId: r.pool_id === null ? null : Number(r.pool_id),
+    platform: r.platform,
+    holdSeconds: r.hold_seconds,
   };
 }
 

@@ -7,7 +7,7 @@ import type { Config } from '../config';
 import { IpamError, isIpamError } from '../errors';
 import { checkSchema } from './migrate';
 
-export type Db = pg.Client;
+export type Db = pg.Client & { pgipamPlatform?: string };
 
 export interface ConnectOptions {
   applicationName: string;
@@ -98,12 +98,12 @@ export async function connect(config: Config, options: ConnectOptions): Promise<
   client.on('error', () => {});
   try {
     await client.connect();
-    if (!options.skipSchemaCheck) await checkSchema(client);
+    if (!options.skipSchemaCheck) (client as Db).pgipamPlatform = await checkSchema(client, config.platform);
   } catch (e) {
     await client.end().catch(() => {});
     throw translateDbError(e, config);
   }
-  return client;
+  return client as Db;
 }
 
 export async function withClient<T>(config: Config, options: ConnectOptions, fn: (db: Db) => Promise<T>): Promise<T> {

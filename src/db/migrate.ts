@@ -67,10 +67,37 @@ export async function schemaVersion(db: pg.Client): Promise<number> {
   return currentVersion(db);
 }
 
-// Every action calls this once: a missing or old schema gets a line that says what to run.
-export async function checkSchema(db: pg.Client): Promise<void> {
-  const v = await currentVersion(db);
+// Every action calls this once: a missing or old schema gets a line that says what to run. It
+// also returns the platform the session acts for: the one whose role the session logged in as,
+// else the configured one (which must be known to the database).
+export async function checkSchema(db: pg.Client, configPlatform = 'default'): Promise<string> {
+  let v: number;
+  let sessionPlatform: string | null = null;
+  let known = true;
+  try {
+    const { rows } = await db.query<{ v: number | null; platform: string; known: boolean }>(
+      `select (select max(id)::int from pgipam.migration) as v, pgipam.current_platform() as platform,
+              exists (select 1 from pgipam.platform where name = $1) as known`,
+      [configPlatform],
+    );
+    v = rows[0]?.v ?? 0;
+    sessionPlatform = rows[0]!.platform;
+    known = rows[0]!.known;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    // 42883/42P01: a schema from before platforms existed; fall back to the version alone.
+    if (code !== '42883' && code !== '42P01' && code !== '3F000') throw e;
+    v = await currentVersion(db);
+  }
   if (v === 0) throw new IpamError('DB_SCHEMA', 'the database has no pgipam schema: run "pgipam migrate"');
   if (v < SCHEMA_VERSION) throw new IpamError('DB_SCHEMA', `the database schema is at version ${v}, this pgipam needs ${SCHEMA_VERSION}: run "pgipam migrate"`);
   if (v > SCHEMA_VERSION) throw new IpamError('DB_SCHEMA', `the database schema is at version ${v}, newer than this pgipam (${SCHEMA_VERSION}): upgrade the pgipam driver`);
+  if (sessionPlatform && sessionPlatform !== 'default') {
+    if (configPlatform !== 'default' && configPlatform !== sessionPlatform) {
+      throw new IpamError('BAD_CONFIG', `the config names platform "${configPlatform}" but the database role belongs to platform "${sessionPlatform}"`);
+    }
+    return sessionPlatform;
+  }
+  if (!known) throw new IpamError('BAD_CONFIG', `platform "${configPlatform}" is not known to the database: add it with "pgipam platform add ${configPlatform}"`);
+  return configPlatform;
 }

@@ -64,7 +64,7 @@ export async function runAction(def: ActionDefinition, io: ActionIo = { argv: pr
       platform: config.platform,
       log: (message) => io.stderr.write(`INFO: ${logPrefix} ${toOneLine(message)}\n`),
     };
-    const reply = await withClient(config, { applicationName: `pgipam/${def.name}` }, (db) => def.run(db, req, ctx));
+    const reply = await withClient(config, { applicationName: `pgipam/${def.name}` }, (db) => def.run(db, req, { ...ctx, platform: db.pgipamPlatform ?? config.platform }));
     io.stdout.write(reply);
     if (io.env.PGIPAM_DEBUG) io.stderr.write(`DEBUG: ${logPrefix} done in ${Date.now() - started} ms\n`);
     return 0;

@@ -45,7 +45,7 @@ describe('register_address_range', () => {
   it.each([
     [{ TYPE: 'IP5', IP: '10.9.0.1', SIZE: '1' }, /TYPE "IP5" is unknown/],
     [{ IP: '10.9.0.1', SIZE: '1' }, /no TYPE/],
-    [{ TYPE: 'IP4', SIZE: '10' }, /needs an IP/],
+    [{ TYPE: 'IP4', SIZE: '10' }, /has no IP and names no pool to carve one from/],
     [{ TYPE: 'IP4', IP: '10.9.0.1' }, /SIZE is missing/],
     [{ TYPE: 'IP4', IP: '10.9.0.1', SIZE: '0' }, /minimum/],
     [{ TYPE: 'IP4', IP: '10.9.0.1', SIZE: '-4' }, /whole number/],

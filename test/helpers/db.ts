@@ -65,7 +65,11 @@ export async function snapshot(db: pg.Client): Promise<string> {
       (select md5(coalesce(string_agg(t::text, ',' order by t.range_id, t.first_idx), '')) from pgipam.lease t),
       (select md5(coalesce(string_agg(t::text, ',' order by t.range_id, t.first_idx), '')) from pgipam.free_extent t),
       (select md5(coalesce(string_agg(t::text, ',' order by t.id), '')) from pgipam.history t),
-      (select md5(coalesce(string_agg(t::text, ',' order by t.id), '')) from pgipam.space t)) as s`);
+      (select md5(coalesce(string_agg(t::text, ',' order by t.id), '')) from pgipam.space t),
+      (select md5(coalesce(string_agg(t::text, ',' order by t.pool_id, t.family, t.network), '')) from pgipam.pool_free_block t),
+      (select md5(coalesce(string_agg(t::text, ',' order by t.pool_id, t.family, t.network), '')) from pgipam.pool_allocation t),
+      (select md5(coalesce(string_agg(t::text, ',' order by t.id), '')) from pgipam.pool_reservation t),
+      (select md5(coalesce(string_agg(t::text, ',' order by t.id), '')) from pgipam.pool t)) as s`);
   return rows[0]!.s;
 }
 
