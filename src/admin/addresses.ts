@@ -74,7 +74,7 @@ export async function reserve(db: Db, target: string, reason: string, space: str
     const result: ReserveResult = { inRanges: [], inPools: [] };
     for (const { range, first, last } of await rangesOverlapping(db, spaceId, t)) {
       const taken = (await leasesOverlapping(db, range.id, first, last)).filter((l) => l.kind === 'lease' || l.kind === 'allocation');
-      if (taken.length) throw new IpamError('ADDRESS_IN_USE', `cannot reserve ${addressAt(range, taken[0]!.firstIdx)}: it is ${taken[0]!.kind === 'lease' ? 'leased' : 'allocated'} since ${taken[0]!.createdAt.toISOString()} in ${describeRange(range)}`);
+      if (taken.length) throw new IpamError('ADDRESS_IN_USE', `cannot reserve ${addressAt(range, Math.max(taken[0]!.firstIdx, first))}: it is ${taken[0]!.kind === 'lease' ? 'leased' : 'allocated'} since ${taken[0]!.createdAt.toISOString()} in ${describeRange(range)}`);
       // holds and older reservations inside the span give way to the new reservation
       const old = await leasesOverlapping(db, range.id, first, last);
       await cutLeases(db, range.id, old, first, last);

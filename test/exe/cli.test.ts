@@ -1,0 +1,110 @@
+// The operator's CLI, run as a process like an operator runs it.
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { execa } from 'execa';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseTemplate } from '../../src/driver/template';
+import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../../src/tools/oned-sim';
+import { type TestDb, emptyDatabase } from '../helpers/db';
+import { ROOT, runAction } from '../helpers/exe';
+
+let t: TestDb;
+const CLI = path.join(ROOT, 'build/pgipam.mjs');
+const role = `pgipam_cli_${crypto.randomBytes(3).toString('hex')}`;
+
+async function cli(args: string[], extraEnv: Record<string, string> = {}) {
+  const r = await execa(process.execPath, [CLI, ...args], { reject: false, extendEnv: false, env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', PGIPAM_DATABASE_URL: t.url, ...extraEnv }, timeout: 30_000, stripFinalNewline: false });
+  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+beforeAll(async () => {
+  t = await emptyDatabase('cli');
+});
+afterAll(async () => {
+  await t?.drop();
+  const admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
+  await admin.connect();
+  await admin.query(`drop role if exists ${role}`);
+  await admin.end();
+});
+
+describe('pgipam CLI', () => {
+  it('migrates an empty database, and a second run does nothing', async () => {
+    const dry = await cli(['migrate', '--dry-run']);
+    expect(dry.stdout).toMatch(/-- migration 1 core/);
+    const r = await cli(['migrate']);
+    expect(r.stdout).toMatch(/^migrated schema from version 0 to \d+: 1 core, 2 pools_platforms/);
+    expect((await cli(['migrate'])).stdout).toMatch(/^schema is up to date/);
+    expect((await cli(['status', '--json'])).stdout).toMatch(/"schema_version": \d+/);
+  });
+
+  it('defines a pool, shows it with a map, and lists it as JSON', async () => {
+    const add = await cli(['pool', 'add', 'cloud', '--prefix', '10.20.0.0/16', '--prefix', '2001:db8:100::/48', '--dns', '10.20.0.2', '--vlan', '120', '--default', '--attr', 'OWNER=ops']);
+    expect(add.stderr).toBe('');
+    expect(add).toMatchObject({ code: 0, stdout: 'created pool cloud in space default\n' });
+    const reg = await runAction('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '4000' }), EMPTY_ADDRESS)), { PGIPAM_DATABASE_URL: t.url });
+    expect(parseTemplate(reg.stdout).values).toMatchObject({ PGIPAM_SUBNET: '10.20.0.0/20', VLAN_ID: '120', OWNER: 'ops' });
+    const show = await cli(['pool', 'show', 'cloud']);
+    expect(show.stdout).toContain('10.20.0.0/16: 4096 carved, 0 reserved, 61440 free of 65536 (6.25% used)');
+    expect(show.stdout).toContain('####' + '.'.repeat(60));
+    const list = JSON.parse((await cli(['pool', 'list', '--json'])).stdout);
+    expect(list[0]).toMatchObject({ name: 'cloud', isDefault: true, ranges: 1 });
+  });
+
+  it('shows ranges, leases, finds addresses, reserves and reads the history', async () => {
+    const ranges = JSON.parse((await cli(['range', 'list', '--json'])).stdout);
+    expect(ranges).toHaveLength(1);
+    const ar = storedAr(ranges[0].attrs, 0);
+    await runAction('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 3 }))), { PGIPAM_DATABASE_URL: t.url }, ['41']);
+    const show = await cli(['range', 'show', String(ranges[0].id)]);
+    expect(show.stdout).toMatch(/size 4000 {2}used 3/);
+    expect(show.stdout).toMatch(/10\.20\.0\.2 +10\.20\.0\.4 +3 +lease/);
+    const found = await cli(['find', '10.20.0.3']);
+    expect(found.stdout).toMatch(/space default {2}pool cloud {2}range \d+ \(IP4 10\.20\.0\.2 - 10\.20\.15\.161, platform default\)/);
+    expect(found.stdout).toMatch(/lease of 10\.20\.0\.2 - 10\.20\.0\.4 since \S+, request 41/);
+    expect(found.stdout).toMatch(/address_leased/);
+    expect((await cli(['reserve', '10.20.0.10-10.20.0.11', '--reason', 'core routers'])).stdout).toMatch(/reserved 10\.20\.0\.10-10\.20\.0\.11: 2 in range \d+, 2 in pool cloud/);
+    expect((await cli(['lease', 'list', '--kind', 'reservation'])).stdout).toMatch(/core routers/);
+    const hist = await cli(['history', '--since', '1h']);
+    expect(hist.stdout).toMatch(/address_reserved/);
+    expect(hist.stdout).toMatch(/range_registered/);
+    expect((await cli(['unreserve', '10.20.0.10-10.20.0.11'])).stdout).toMatch(/released 2 reserved addresses in ranges and 1 pool reservations/);
+  });
+
+  it('adds a platform with a password from the environment, never from argv', async () => {
+    const r = await cli(['platform', 'add', 'zone-x', '--role', role, '--password-env', 'ZONE_PW'], { ZONE_PW: 's3cret' });
+    expect(r).toMatchObject({ code: 0, stdout: `added platform zone-x with login role ${role}\n` });
+    expect((await cli(['platform', 'grant', 'zone-x', 'cloud'])).code).toBe(0);
+    expect((await cli(['platform', 'list'])).stdout).toMatch(new RegExp(`zone-x +${role} +0 +cloud`));
+    const hist = await cli(['history', '--event', 'platform_added', '--json']);
+    expect(hist.stdout).not.toMatch(/s3cret/);
+  });
+
+  it('fails with one clear line and a non-zero exit', async () => {
+    for (const [args, re] of [
+      [['pool', 'show', 'nope'], /^pgipam: no pool "nope"\n$/],
+      [['pool', 'add', 'bad', '--prefix', '10.0.0.1/8'], /^pgipam: prefix 10\.0\.0\.1\/8 has host bits set; did you mean 10\.0\.0\.0\/8\?\n$/],
+      [['pool', 'rm', 'cloud'], /^pgipam: pool "cloud" still has 1 ranges/],
+      [['range', 'rm', '1'], /^pgipam: range 1 .* still has 3 leased addresses: use --force/],
+      [['reserve', '10.20.0.3', '--reason', 'x'], /^pgipam: cannot reserve 10\.20\.0\.3: it is leased/],
+      [['nonsense'], /^pgipam: Unknown argument: nonsense\n$/],
+      [['history', '--since', 'yesterday-ish'], /^pgipam: --since takes an ISO date or an age/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(re);
+    }
+    const noDb = await cli(['range', 'list'], { PGIPAM_DATABASE_URL: 'postgres://u:pw@127.0.0.1:1/x' });
+    expect(noDb.stderr).toMatch(/^pgipam: cannot reach PostgreSQL at 127\.0\.0\.1:1\/x/);
+  });
+
+  it('has --help everywhere', async () => {
+    for (const args of [[], ['pool'], ['pool', 'add'], ['range', 'show'], ['platform', 'add'], ['find'], ['history']]) {
+      const r = await cli([...args, '--help']);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/Options:/);
+    }
+  });
+});
