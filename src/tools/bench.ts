@@ -7,6 +7,7 @@ import pg from 'pg';
 import { getAddress, registerAddressRange } from '../allocator/actions';
 import { silentContext } from '../allocator/context';
 import { migrate } from '../db/migrate';
+import { addPool } from '../admin/pools';
 import { startEmbeddedPostgres } from './embedded';
 import { actionData, addressXml, arXmlFormB, storedAr, toBase64 } from './oned-sim';
 
@@ -46,6 +47,52 @@ async function fill(db: pg.Client, rangeId: number, size: number, count: number)
   await db.query('analyze pgipam.free_extent');
   const { rows } = await db.query<{ n: number }>('select count(*)::int as n from pgipam.lease where range_id = $1', [rangeId]);
   return rows[0]!.n;
+}
+
+// 90% of a /8 carved into /24s (one range each), the free 10% as isolated /24s spread evenly (no
+// two free /24s are buddies, so nothing merges): the most fragmented a 90% full /8 can be at /24.
+async function fillPool8(db: pg.Client, pool: string): Promise<string> {
+  const { rows } = await db.query<{ id: string; space_id: string; network: string }>(`select p.id::text, p.space_id::text, x.network::text from pgipam.pool p join pgipam.pool_prefix x on x.pool_id = p.id where p.name = $1`, [pool]);
+  const { id, space_id: spaceId, network } = rows[0]!;
+  await db.query('begin');
+  await db.query(`create temp table carved on commit drop as
+      select i, $1::int8 + i * 256 as net from generate_series(0, 65535) i where i % 10 <> 3`, [network]);
+  await db.query(`with r as (
+      insert into pgipam.address_range (space_id, ar_type, size, ip4_first, pool_id) select $1::int8, 'IP4', 253, net + 2, $2::int8 from carved returning id, ip4_first)
+    insert into pgipam.pool_allocation (range_id, pool_id, space_id, family, network, prefix_length, last)
+    select id, $2::int8, $1::int8, 4, ip4_first - 2, 24, ip4_first + 253 from r`, [spaceId, id]);
+  await db.query('delete from pgipam.pool_free_block where pool_id = $1', [id]);
+  await db.query(`insert into pgipam.pool_free_block (pool_id, family, network, prefix_length)
+      select $1::int8, 4, $2::int8 + i * 256, 24 from generate_series(0, 65535) i where i % 10 = 3`, [id, network]);
+  await db.query('commit');
+  await db.query('analyze');
+  return '58982 /24s carved, 6554 free';
+}
+
+// 90% of a /40: 229 of its 256 /48s carved whole, and one /48 carved into /64s with every tenth
+// /64 left free; the last 26 /48s free.
+async function fillPool40(db: pg.Client, pool: string): Promise<string> {
+  const { rows } = await db.query<{ id: string; space_id: string; network: string }>(`select p.id::text, p.space_id::text, x.network::text from pgipam.pool p join pgipam.pool_prefix x on x.pool_id = p.id where p.name = $1`, [pool]);
+  const { id, space_id: spaceId, network } = rows[0]!;
+  const p48 = (2n ** 80n).toString();
+  const p64 = (2n ** 64n).toString();
+  await db.query('begin');
+  await db.query(`create temp table carved6 on commit drop as
+      select $1::numeric + k * $2::numeric as net, 48 as len from generate_series(0, 228) k
+      union all select $1::numeric + 229 * $2::numeric + j * $3::numeric, 64 from generate_series(0, 65535) j where j % 10 <> 3`, [network, p48, p64]);
+  await db.query(`create temp table ranges6 on commit drop as
+      with r as (insert into pgipam.address_range (space_id, ar_type, size, pool_id) select $1::int8, 'IP6', 1, $2::int8 from carved6 returning id)
+      select id, row_number() over () as n from r`, [spaceId, id]);
+  await db.query(`insert into pgipam.pool_allocation (range_id, pool_id, space_id, family, network, prefix_length, last)
+      select r.id, $2::int8, $1::int8, 6, c.net, c.len, c.net + power(2::numeric, 128 - c.len) - 1
+        from (select net, len, row_number() over () as n from carved6) c join ranges6 r using (n)`, [spaceId, id]);
+  await db.query('delete from pgipam.pool_free_block where pool_id = $1', [id]);
+  await db.query(`insert into pgipam.pool_free_block (pool_id, family, network, prefix_length)
+      select $1::int8, 6, $2::numeric + k * $3::numeric, 48 from generate_series(230, 255) k
+      union all select $1::int8, 6, $2::numeric + 229 * $3::numeric + j * $4::numeric, 64 from generate_series(0, 65535) j where j % 10 = 3`, [id, network, p48, p64]);
+  await db.query('commit');
+  await db.query('analyze');
+  return '229 /48s + 58982 /64s carved, 6554 /64s and 26 /48s free';
 }
 
 async function perAllocation(db: pg.Client, ar: Record<string, string>, n: number): Promise<{ median: number; p95: number }> {
@@ -111,6 +158,37 @@ async function main() {
     out(`library get_address, /8 (${leased8} leases):  median ${b.median.toFixed(3)} ms  p95 ${b.p95.toFixed(3)} ms`);
     out(`ratio 99% full /16 / empty /16: ${(f.median / e.median).toFixed(2)}`);
     out(`ratio /8 / empty /16:           ${(b.median / e.median).toFixed(2)}`);
+
+    // 3. carving subnets from pools: empty vs 90% carved
+    const ctx = silentContext;
+    const carve = async (ar: Record<string, string>, n: number) => {
+      const times: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = process.hrtime.bigint();
+        await registerAddressRange(db, { ar: { IPAM_MAD: 'pgipam', ...ar }, address: {} }, ctx);
+        times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      return { median: median(times), p95: pct(times, 0.95) };
+    };
+    await addPool(db, 'empty8', { prefixes: ['12.0.0.0/8'] }, ctx);
+    await addPool(db, 'full8', { prefixes: ['13.0.0.0/8'] }, ctx);
+    const carved8 = await fillPool8(db, 'full8');
+    await addPool(db, 'empty40', { prefixes: ['2001:db8:a00::/40'] }, ctx);
+    await addPool(db, 'full40', { prefixes: ['2001:db8:b00::/40'] }, ctx);
+    const carved40 = await fillPool40(db, 'full40');
+    const CARVES = Math.min(ALLOCS, 300);
+    await carve({ TYPE: 'IP4', SIZE: '253', PGIPAM_POOL: 'empty8' }, 20); // warm-up
+    const c8e = await carve({ TYPE: 'IP4', SIZE: '253', PGIPAM_POOL: 'empty8' }, CARVES);
+    const c8f = await carve({ TYPE: 'IP4', SIZE: '253', PGIPAM_POOL: 'full8' }, CARVES);
+    const c40e = await carve({ TYPE: 'IP6', SIZE: '1', PGIPAM_POOL: 'empty40' }, CARVES);
+    const c40f = await carve({ TYPE: 'IP6', SIZE: '1', PGIPAM_POOL: 'full40' }, CARVES);
+    out('');
+    out(`register carving a /24, empty /8:            median ${c8e.median.toFixed(3)} ms  p95 ${c8e.p95.toFixed(3)} ms`);
+    out(`register carving a /24, 90% carved /8 (${carved8}): median ${c8f.median.toFixed(3)} ms  p95 ${c8f.p95.toFixed(3)} ms`);
+    out(`register carving a /64, empty /40:           median ${c40e.median.toFixed(3)} ms  p95 ${c40e.p95.toFixed(3)} ms`);
+    out(`register carving a /64, 90% carved /40 (${carved40}): median ${c40f.median.toFixed(3)} ms  p95 ${c40f.p95.toFixed(3)} ms`);
+    out(`ratio 90% carved /8 / empty /8:   ${(c8f.median / c8e.median).toFixed(2)}`);
+    out(`ratio 90% carved /40 / empty /40: ${(c40f.median / c40e.median).toFixed(2)}`);
     await db.end();
   } finally {
     await server.stop();
