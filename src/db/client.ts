@@ -7,7 +7,11 @@ import type { Config } from '../config';
 import { IpamError, isIpamError } from '../errors';
 import { checkSchema } from './migrate';
 
-export type Db = pg.Client & { pgipamPlatform?: string };
+export type Db = pg.Client & { pgipamPlatform?: string; pgipamConfig?: Config };
+
+// Set while a COMMIT is on its way: a process that dies then cannot know whether it committed.
+let commitInFlight = false;
+export const isCommitInFlight = () => commitInFlight;
 
 export interface ConnectOptions {
   applicationName: string;
@@ -98,6 +102,7 @@ export async function connect(config: Config, options: ConnectOptions): Promise<
   client.on('error', () => {});
   try {
     await client.connect();
+    (client as Db).pgipamConfig = config;
     if (!options.skipSchemaCheck) (client as Db).pgipamPlatform = await checkSchema(client, config.platform);
   } catch (e) {
     await client.end().catch(() => {});
@@ -123,13 +128,19 @@ export const MAX_ATTEMPTS = 4;
 
 // Runs fn in one transaction; commits on success, rolls back on any error (the database is then
 // exactly as before), and retries only serialization failures and deadlocks, with jittered backoff.
+//
+// A connection lost while COMMIT is on its way leaves the outcome unknown to the client (the
+// server may have committed and lost only the acknowledgement). Instead of guessing, the
+// transaction's id is taken at BEGIN and its fate asked of the server afterwards with
+// pg_xact_status(), reconnecting until the action's deadline: a committed transaction is then
+// reported as the success it was, so oned and the database agree.
 export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    await db.query('begin');
+    const begun = (await db.query('begin; select pg_current_xact_id()::text as xid')) as unknown as pg.QueryResult<{ xid: string }>[];
+    const xid = begun[1]!.rows[0]!.xid;
+    let result: T;
     try {
-      const result = await fn(db);
-      await db.query('commit');
-      return result;
+      result = await fn(db);
     } catch (e) {
       await db.query('rollback').catch(() => {});
       const code = (e as { code?: string }).code;
@@ -139,5 +150,45 @@ export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Pr
       }
       throw e;
     }
+    commitInFlight = true;
+    try {
+      await db.query('commit');
+      return result;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code && RETRYABLE.has(code) && attempt < MAX_ATTEMPTS) continue;
+      if (code && !/^(08|57P)/.test(code) && !code.startsWith('E')) throw e;
+      const fate = db.pgipamConfig ? await transactionFate(db.pgipamConfig, xid) : 'unknown';
+      if (fate === 'committed') return result;
+      if (fate === 'aborted') throw e;
+      throw new IpamError('DB_UNAVAILABLE', `lost the connection to PostgreSQL while committing; the outcome is unknown (transaction ${xid}): see "pgipam history"`, { cause: e });
+    } finally {
+      commitInFlight = false;
+    }
   }
+}
+
+// Asks a fresh connection whether transaction xid committed, until shortly before the action's deadline.
+async function transactionFate(config: Config, xid: string): Promise<'committed' | 'aborted' | 'unknown'> {
+  // The action's watchdog (action_timeout_ms) bounds the whole process; stop asking a bit before it.
+  const deadline = Date.now() + Math.max(1000, config.actionTimeoutMs - 2000);
+  while (Date.now() < deadline) {
+    const client = new pg.Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: Math.min(config.connectTimeoutMs, Math.max(500, deadline - Date.now())), application_name: 'pgipam/commit-check' });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ s: string | null }>('select pg_xact_status($1::xid8) as s', [xid]);
+      const s = rows[0]?.s;
+      if (s === 'committed') return 'committed';
+      if (s === 'aborted') return 'aborted';
+      if (s === null) return 'unknown';
+      // 'in progress': the old backend has not finished dying yet
+    } catch {
+      // server still down or restarting: try again
+    } finally {
+      await client.end().catch(() => {});
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return 'unknown';
 }

@@ -1,7 +1,7 @@
 // Everything an action executable does around the library call: read and decode the request,
 // connect, run, print the reply on stdout, or print one clean line on stderr and exit non-zero.
 import { loadConfig } from '../config';
-import { withClient, type Db } from '../db/client';
+import { isCommitInFlight, withClient, type Db } from '../db/client';
 import { coerceError, toOneLine } from '../errors';
 import type { ActionContext } from '../allocator/context';
 import { type ActionRequest, decodePayload, parseActionXml, readActionInput, readStream } from './request';
@@ -55,7 +55,8 @@ export async function runAction(def: ActionDefinition, io: ActionIo = { argv: pr
     for (const w of config.warnings) io.stderr.write(`WARN: ${logPrefix} ${toOneLine(w)}\n`);
     // Last line of defence for oned's serial queue: whatever hangs, the process ends in time.
     timer = setTimeout(() => {
-      io.stderr.write(`${toOneLine(`${def.name} gave up after ${config.actionTimeoutMs} ms (action_timeout_ms); the transaction was not committed`)}\n`);
+      const outcome = isCommitInFlight() ? 'a commit was on its way, so the outcome is unknown: see "pgipam history"' : 'nothing was committed';
+      io.stderr.write(`${toOneLine(`${def.name} gave up after ${config.actionTimeoutMs} ms (action_timeout_ms); ${outcome}`)}\n`);
       process.exit(FAILURE_EXIT_CODE);
     }, config.actionTimeoutMs);
     timer.unref();

@@ -42,15 +42,21 @@ export async function startEmbeddedPostgres(options: { label?: string; log?: (li
     user: 'postgres',
     password,
     port,
-    persistent: false,
+    // persistent: the package would delete the data directory on every stop, which rules out
+    // restarting the server; stop() below removes it instead.
+    persistent: true,
     // initdb refuses to run as root; the package then creates and uses a postgres system user.
     createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
     onLog: (m) => log(String(m)),
     onError: (m) => log(String(m)),
   });
+  // The package rejects with nothing when the server exits early; say something useful instead.
+  const startOrExplain = () => pg.start().catch((e: unknown) => {
+    throw e instanceof Error ? e : new Error(`the embedded PostgreSQL server on port ${port} exited during start-up`);
+  });
   await pg.initialise();
-  await pg.start();
+  await startOrExplain();
   await pg.createDatabase('pgipam');
   let running = true;
   return {
@@ -64,14 +70,14 @@ export async function startEmbeddedPostgres(options: { label?: string; log?: (li
     },
     restart: async () => {
       await pg.stop();
-      await pg.start();
+      await startOrExplain();
     },
     pause: async () => {
       await pg.stop();
       running = false;
     },
     resume: async () => {
-      await pg.start();
+      await startOrExplain();
       running = true;
     },
   };
