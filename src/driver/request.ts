@@ -61,7 +61,13 @@ export function parseActionXml(xml: string): ActionRequest {
   }
   const valid = XMLValidator.validate(xml);
   if (valid !== true) throw bad(`request is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
-  const doc = parser.parse(xml) as Record<string, unknown>;
+  let doc: Record<string, unknown>;
+  try {
+    doc = parser.parse(xml) as Record<string, unknown>;
+  } catch (e) {
+    // the parser is stricter than the validator in places (e.g. a stray "<!")
+    throw bad(`request is not well-formed XML: ${(e as Error).message.split('\n')[0]!.slice(0, 120)}`);
+  }
   const rootNames = Object.keys(doc);
   if (rootNames.length !== 1 || rootNames[0] !== 'IPAM_DRIVER_ACTION_DATA') {
     throw bad('request root element must be IPAM_DRIVER_ACTION_DATA');

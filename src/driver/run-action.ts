@@ -2,7 +2,7 @@
 // connect, run, print the reply on stdout, or print one clean line on stderr and exit non-zero.
 import { loadConfig } from '../config';
 import { isCommitInFlight, withClient, type Db } from '../db/client';
-import { coerceError, toOneLine } from '../errors';
+import { type IpamError, coerceError, toOneLine } from '../errors';
 import type { ActionContext } from '../allocator/context';
 import { type ActionRequest, decodePayload, parseActionXml, readActionInput, readStream } from './request';
 
@@ -26,6 +26,8 @@ export interface ActionIo {
   stdin: NodeJS.ReadStream;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  // Sees the error behind a failure (tests use it to tell expected refusals from bugs).
+  onError?: (e: IpamError) => void;
 }
 
 const COMMON_HELP = `
@@ -71,6 +73,7 @@ export async function runAction(def: ActionDefinition, io: ActionIo = { argv: pr
     return 0;
   } catch (e) {
     const err = coerceError(e);
+    io.onError?.(err);
     io.stderr.write(`${toOneLine(err.message)}\n`);
     if (io.env.PGIPAM_DEBUG && err.stack) {
       for (const line of err.stack.split('\n')) io.stderr.write(`DEBUG: pgipam[${requestId}] ${toOneLine(line)}\n`);
