@@ -25,13 +25,14 @@ beforeAll(async () => {
   t = await createTestDatabase('fuzz');
   const ctx = testContext('setup');
   await addPool(t.db, 'fz', { prefixes: ['10.128.0.0/16', '2001:db8:f::/48'], isDefault: true }, ctx);
-  for (const ar of [
+  const setup: Array<Record<string, string>> = [
     { TYPE: 'IP4', IP: '10.0.0.0', SIZE: '64', NETWORK_MASK: '255.255.255.0' },
     { TYPE: 'IP4_6_STATIC', IP: '10.1.0.1', SIZE: '32', IP6: '2001:db8:1::1', PREFIX_LENGTH: '64' },
     { TYPE: 'IP6_STATIC', IP6: '2001:db8:2::10', PREFIX_LENGTH: '64', SIZE: '100' },
     { TYPE: 'ETHER', SIZE: '50', MAC: '02:aa:00:00:00:00' },
     { TYPE: 'IP4', SIZE: '20', PGIPAM_POOL: 'fz' },
-  ]) {
+  ];
+  for (const ar of setup) {
     const { reply } = await registerAddressRange(t.db, { ar: { IPAM_MAD: 'pgipam', ...ar }, address: {} }, ctx);
     ars.push(storedAr(reply, ars.length));
   }
