@@ -72,11 +72,15 @@ export async function registerAddressRange(db: Db, req: ActionRequest, ctx: Acti
 
     if (!pool) {
       // An explicit range inside a pool takes its block out of the pool (refused when taken).
+      const inPools: Array<{ pool: PoolRow; span: ReturnType<typeof explicitSpans>[number] }> = [];
       for (const span of explicitSpans(spec, attrs)) {
         const p = await poolContaining(db, spaceId, span.family, span.first, span.last);
-        if (!p) continue;
+        if (p) inPools.push({ pool: p, span });
+      }
+      // pools are locked in id order, so two registrations never wait for each other in a cycle
+      for (const id of [...new Set(inPools.map((x) => x.pool.id))].sort((a, b) => a - b)) await lockPool(db, id);
+      for (const { pool: p, span } of inPools) {
         await checkPoolAccess(db, p, ctx.platform);
-        await lockPool(db, p.id);
         taken.push({ pool: p, blocks: await takeSpan(db, p, span.family, span.first, span.last) });
         pool = pool ?? p;
       }

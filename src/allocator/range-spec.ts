@@ -13,13 +13,17 @@ export const hasIPv4 = (t: ArType) => t === 'IP4' || t === 'IP4_6' || t === 'IP4
 export const hasStaticIPv6 = (t: ArType) => t === 'IP6_STATIC' || t === 'IP4_6_STATIC';
 export const hasSlaac = (t: ArType) => t === 'IP6' || t === 'IP4_6';
 
-export interface RangeSpec {
+// Where a range's addresses are: what a registration request says and what the database holds.
+export interface RangeAddresses {
   type: ArType;
   size: number;
   ip4First: number | null;
   ip6First: bigint | null;
   prefixLength: number | null;
   macFirst: number | null;
+}
+
+export interface RangeSpec extends RangeAddresses {
   // Derived IPv4 network, when the AR tells enough to know it.
   network4: { network: number; prefix: number } | null;
   gateway4: number | null;

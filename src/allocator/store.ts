@@ -4,19 +4,13 @@
 import type { Db } from '../db/client';
 import { IpamError } from '../errors';
 import { formatIPv4, formatIPv6, formatMac, ip6AtIndex, macAtIndex } from '../address';
-import type { ArType } from './range-spec';
+import type { ArType, RangeAddresses } from './range-spec';
 import type { ActionContext } from './context';
 
-export interface RangeRow {
+export interface RangeRow extends RangeAddresses {
   id: number;
   spaceId: number;
   spaceName: string;
-  type: ArType;
-  size: number;
-  ip4First: number | null;
-  ip6First: bigint | null;
-  prefixLength: number | null;
-  macFirst: number | null;
   attrs: Record<string, string>;
   createdAt: Date;
   poolId: number | null;
@@ -134,7 +128,7 @@ export async function overlappingRanges(
 }
 
 // How a person names the address at an index of a range.
-export function addressAt(range: RangeRow, index: number): string {
+export function addressAt(range: RangeAddresses, index: number): string {
   if (range.ip4First !== null) return formatIPv4(range.ip4First + index);
   if (range.ip6First !== null) return formatIPv6(ip6AtIndex(range.ip6First, index));
   if (range.macFirst !== null) return formatMac(macAtIndex(range.macFirst, index));

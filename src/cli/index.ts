@@ -12,6 +12,7 @@ import { addSpace, listLeases, listRanges, listSpaces, rangeMap, removeRange, sh
 import { type PoolInfo, addPool, listPools, poolInfo, removePool, setPool } from '../admin/pools';
 import { addPlatform, applyDriverGrants, grantPool, listPlatforms } from '../admin/platforms';
 import { find, history, reserve, unreserve } from '../admin/addresses';
+import { checkDatabase } from '../admin/check';
 import { getPool } from '../allocator/pools';
 import { printTable, utilisationBar } from './print';
 
@@ -136,6 +137,11 @@ export function buildCli(argv: string[]): Argv {
         }
       },
     )
+    .command('check', 'check that leases, free space and pools agree (read-only); exit 1 on a problem', {}, async (args) => {
+      const r = await withDb(checkDatabase);
+      out(args, r, () => write(r.problems.length ? `${r.problems.length} problems:\n${r.problems.map((p) => `  ${p}`).join('\n')}\n` : `ok: ${r.ranges} ranges and ${r.pools} pools are consistent\n`));
+      if (r.problems.length) throw new IpamError('CONFLICT', `${r.problems.length} consistency problems found`);
+    })
     .command('status', 'show the schema version', {}, async (args) => {
       const v = await withDb((db) => schemaVersion(db), true);
       out(args, { schema_version: v, code_version: SCHEMA_VERSION }, () => write(`schema version ${v} (this pgipam expects ${SCHEMA_VERSION})${v < SCHEMA_VERSION ? ': run "pgipam migrate"' : ''}\n`));

