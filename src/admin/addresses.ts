@@ -2,7 +2,7 @@
 import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
-import { formatMac, parseIPv4, parseIPv6, parseMac } from '../address';
+import { parseIPv4, parseIPv6, parseMac } from '../address';
 import type { ActionContext } from '../allocator/context';
 import { type Family, blockSize, formatAddress, lockPool, getPoolById } from '../allocator/pools';
 import { type RangeRow, addressAt, cutLeases, describeRange, getRange, giveFree, insertLease, leasesOverlapping, lockRange, recordHistory, spaceIdByName, takeFree } from '../allocator/store';
@@ -225,6 +225,5 @@ export async function find(db: Db, text: string): Promise<FindResult> {
       }
     }
   }
-  void formatMac;
   return result;
 }

@@ -12,7 +12,6 @@ import {
   type Block, type Family, type PoolRow, blockSize, carveBlock, checkPoolAccess, describeBlock, getPool, isUla, lockPool, poolContaining,
   poolReservationsOverlapping, recordAllocations, releaseRangeBlocks, takeSpan,
 } from './pools';
-import { formatIPv4 as fmt4 } from '../address';
 
 export const DEFAULT_SPACE = 'default';
 
@@ -321,7 +320,7 @@ async function resolveRange(db: Db, ar: Record<string, string>, mode: 'no key up
 function verifyArMatches(range: RangeRow, ar: Record<string, string>): void {
   const problems: string[] = [];
   if (ar.TYPE !== undefined && ar.TYPE.toUpperCase() !== range.type) problems.push(`TYPE ${ar.TYPE} is not ${range.type}`);
-  if (range.ip4First !== null && ar.IP !== undefined && parseIPv4(ar.IP, 'AR IP') !== range.ip4First) problems.push(`IP ${ar.IP} is not ${fmt4(range.ip4First)}`);
+  if (range.ip4First !== null && ar.IP !== undefined && parseIPv4(ar.IP, 'AR IP') !== range.ip4First) problems.push(`IP ${ar.IP} is not ${formatIPv4(range.ip4First)}`);
   if (range.ip6First !== null && ar.IP6 !== undefined && parseIPv6(ar.IP6, 'AR IP6') !== range.ip6First) problems.push(`IP6 ${ar.IP6} is not ${addressAt(range, 0)}`);
   if (ar.PGIPAM_SPACE !== undefined && ar.PGIPAM_SPACE !== range.spaceName) problems.push(`PGIPAM_SPACE ${ar.PGIPAM_SPACE} is not ${range.spaceName}`);
   if (problems.length) {

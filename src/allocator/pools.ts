@@ -5,7 +5,6 @@
 import type { Db } from '../db/client';
 import { IpamError } from '../errors';
 import { formatIPv4, formatIPv6 } from '../address';
-import type { ActionContext } from './context';
 
 export type Family = 4 | 6;
 export const familyBits = (f: Family) => (f === 4 ? 32 : 128);
@@ -264,11 +263,6 @@ export async function poolReservationsOverlapping(db: Db, spaceId: number, famil
   return rows.map((r) => ({ id: Number(r.id), family, first: BigInt(r.first), last: BigInt(r.last), reason: r.reason }));
 }
 
-export async function poolFamilies(db: Db, poolId: number): Promise<Set<Family>> {
-  const { rows } = await db.query<{ family: number }>('select distinct family from pgipam.pool_prefix where pool_id = $1', [poolId]);
-  return new Set(rows.map((r) => r.family as Family));
-}
-
 // Unique local addresses, fc00::/7: the AR gets ULA_PREFIX instead of GLOBAL_PREFIX.
 export function isUla(block: Block): boolean {
   return block.family === 6 && block.network >> 121n === 0x7en;
@@ -278,4 +272,3 @@ export function describeBlock(b: Block): string {
   return formatCidr(b.family, b.network, b.prefixLength);
 }
 
-export type { ActionContext };

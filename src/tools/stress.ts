@@ -43,6 +43,9 @@ export interface StressReport {
   restarts: number;
   outageFailures: number;
   slowestOutageFailureMs: number;
+  slowestOutageFailure: string;
+  // wall time of the failing process, start-up included (with 64 processes on a small machine most of it is waiting for a CPU)
+  medianOutageFailureMs: number;
   unreportedLeases: number;
   extraRanges: number;
   liveRanges: number;
@@ -97,17 +100,18 @@ function reasonOf(r: ExeResult): string {
 export async function runStress(o: StressOptions): Promise<StressReport> {
   const rng: Rng = makeRng(o.seed);
   const log = o.log ?? (() => {});
-  const env = { ...process.env, PGIPAM_DATABASE_URL: o.databaseUrl, PGIPAM_CONFIG: '/dev/null', PGIPAM_CONNECT_TIMEOUT_MS: '3000', PGIPAM_ACTION_TIMEOUT_MS: '12000' };
+  const env = { ...process.env, PGIPAM_DEBUG: process.env.PGIPAM_STRESS_TRACE ?? '', PGIPAM_DATABASE_URL: o.databaseUrl, PGIPAM_CONFIG: '/dev/null', PGIPAM_CONNECT_TIMEOUT_MS: '3000', PGIPAM_ACTION_TIMEOUT_MS: '12000' };
   const report: StressReport = {
     seed: o.seed, durationMs: o.durationMs,
     ops: { get: z(), allocate: z(), free: z(), register: z(), unregister: z() },
-    killed: 0, ambiguous: 0, restarts: 0, outageFailures: 0, slowestOutageFailureMs: 0, unreportedLeases: 0, extraRanges: 0, liveRanges: 0, leasesChecked: 0, violations: [],
+    killed: 0, ambiguous: 0, restarts: 0, outageFailures: 0, slowestOutageFailureMs: 0, slowestOutageFailure: '', medianOutageFailureMs: 0, unreportedLeases: 0, extraRanges: 0, liveRanges: 0, leasesChecked: 0, violations: [],
   };
   const violation = (s: string) => {
     if (report.violations.length < 50) report.violations.push(s);
     log(`VIOLATION ${s}`);
   };
   const ranges = new Map<number, ModelRange>();
+  const outageTimes: number[] = [];
   let nextSubnet = 0;
   let killedRegisters = 0;
   let killedUnregisters = 0;
@@ -157,7 +161,12 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     if (OUTAGE.some((re) => re.test(reason))) {
       report.ops[type].outage++;
       report.outageFailures++;
-      report.slowestOutageFailureMs = Math.max(report.slowestOutageFailureMs, r.ms);
+      outageTimes.push(r.ms);
+      if (r.ms > report.slowestOutageFailureMs) {
+        report.slowestOutageFailureMs = r.ms;
+        report.slowestOutageFailure = `${type}: ${reason}`;
+        if (process.env.PGIPAM_STRESS_TRACE) log(`slowest outage failure so far (${r.ms} ms): ${r.stderr}`);
+      }
       // The driver says when it cannot know whether its commit happened; like a kill, either state is right.
       if (/outcome is unknown/.test(reason)) {
         report.ambiguous++;
@@ -302,6 +311,8 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   }
   await check(o.databaseUrl, ranges, report, violation, killedRegisters + killedUnregisters, byRequest);
   report.durationMs = Date.now() - started;
+  outageTimes.sort((a, b) => a - b);
+  report.medianOutageFailureMs = outageTimes.length ? outageTimes[Math.floor(outageTimes.length / 2)]! : 0;
   return report;
 }
 
@@ -374,7 +385,7 @@ export function formatReport(r: StressReport): string {
     'operation                 ok  refused   killed   outage',
     ...Object.entries(r.ops).map(([k, v]) => `${k.padEnd(20)} ${String(v.ok).padStart(7)} ${String(v.refused).padStart(8)} ${String(v.killed).padStart(8)} ${String(v.outage).padStart(8)}`),
     `processes killed with SIGKILL: ${r.killed}; failures with an unknown commit outcome (said so by the driver): ${r.ambiguous}`,
-    `PostgreSQL restarts: ${r.restarts}; actions failed during the outage: ${r.outageFailures} (slowest failure ${r.slowestOutageFailureMs} ms)`,
+    `PostgreSQL restarts: ${r.restarts}; actions failed during the outage: ${r.outageFailures} (median ${r.medianOutageFailureMs} ms, slowest ${r.slowestOutageFailureMs} ms${r.slowestOutageFailure ? `: ${r.slowestOutageFailure}` : ''})`,
     `checked: ${r.liveRanges} live ranges, ${r.leasesChecked} addresses the driver reported as given`,
     `leases left by killed processes (never reported, like a request oned timed out): ${r.unreportedLeases}; ranges left by killed register/unregister: ${r.extraRanges}`,
     `violations: ${r.violations.length}`,

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allocateAddress, freeAddress, getAddress, registerAddressRange, unregisterAddressRange } from '../../src/allocator/actions';
 import { addSpace } from '../../src/admin/queries';
-import { formatIPv4, parseIPv4 } from '../../src/address';
+import { parseIPv4 } from '../../src/address';
 import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../helpers/db';
 
 let t: TestDb;
@@ -114,11 +114,11 @@ describe('get_address', () => {
 
   it('finds a range by its first address when PGIPAM_RANGE_ID is missing, and refuses a mismatching AR', async () => {
     const ar = await register({ TYPE: 'IP4', IP: '10.12.0.0', SIZE: '8' });
-    const { PGIPAM_RANGE_ID, ...withoutId } = ar;
+    const withoutId = { ...ar };
+    delete withoutId.PGIPAM_RANGE_ID;
     expect((await get(withoutId)).ip).toBe('10.12.0.0');
     await expect(get({ ...ar, IP: '10.12.0.1' })).rejects.toThrow(/does not describe pgipam range .*IP 10.12.0.1 is not 10.12.0.0/);
     await expect(get({ ...ar, PGIPAM_RANGE_ID: '999999' })).rejects.toThrow(/pgipam has no range 999999/);
-    void PGIPAM_RANGE_ID;
   });
 
   it('stays inside a SIZE that oned shrank with updatear', async () => {
@@ -237,6 +237,5 @@ describe('the database enforces the invariants itself', () => {
       .rejects.toMatchObject({ code: '23514' });
     await expect(t.db.query(`update pgipam.address_range set size = 100 where id = $1`, [id])).rejects.toMatchObject({ code: '23514' });
     await expect(t.db.query(`delete from pgipam.history`)).rejects.toMatchObject({ code: '42501' });
-    void formatIPv4;
   });
 });
