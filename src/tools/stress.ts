@@ -126,9 +126,10 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   await admin.end();
 
   const byRequest = new Map<string, string>();
+  let killing = false; // no kills while the initial ranges are registered
   async function exec(action: string, xml: string): Promise<{ r: ExeResult; killed: boolean }> {
     let killTimer: NodeJS.Timeout | undefined;
-    const willKill = rng.chance(o.killProbability);
+    const willKill = killing && rng.chance(o.killProbability);
     const delay = rng.int(5, 300);
     const rid = String(requestId++);
     const r = await runExe(o.root, action, toBase64(xml), env, {
@@ -194,7 +195,17 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     return [...ranges.values()].filter((r) => r.state === 'live');
   }
 
+  let registering = 0;
   async function register(): Promise<void> {
+    registering++;
+    try {
+      await registerOnce();
+    } finally {
+      registering--;
+    }
+  }
+
+  async function registerOnce(): Promise<void> {
     const n = nextSubnet++;
     const viaPool = rng.chance(0.3);
     const request: Attrs = viaPool
@@ -270,17 +281,21 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
 
   async function oneOp(): Promise<void> {
     const live = liveRanges();
-    if (live.length < 3 || rng.chance(0.05)) return register();
+    if (live.length + registering < 3 || rng.chance(0.04)) return register();
+    if (!live.length) return new Promise((r) => setTimeout(r, 20)); // the first ranges are still being registered
     const range = rng.pick(live);
     if (rng.chance(0.03) && live.length > 3) return unregister(range);
     const x = rng.next();
     if (x < 0.45) return get(range);
     if (x < 0.65) return allocate(range);
-    return free(range);
+    // free from a range that has something to free
+    const withLeases = live.filter((r) => [...r.held].some((i) => !r.releasing.has(i) && !r.reserved.has(i)));
+    return free(withLeases.length ? rng.pick(withLeases) : range);
   }
 
   const started = Date.now();
   for (let i = 0; i < (o.initialRanges ?? 4); i++) await register();
+  killing = true;
   const inflight = new Set<Promise<void>>();
   let restartDone: Promise<void> | undefined;
   while (Date.now() - started < o.durationMs) {

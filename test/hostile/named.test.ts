@@ -119,7 +119,7 @@ describe('faults and secrets', () => {
     try {
       const r = await runAction('get_address', xml, { PGIPAM_DATABASE_URL: `postgres://u:pw@127.0.0.1:${port}/x`, PGIPAM_CONNECT_TIMEOUT_MS: '1000' });
       expect(r.reason).toMatch(/^cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/x \(from PGIPAM_DATABASE_URL\): no answer within connect_timeout_ms$/);
-      expect(r.ms).toBeLessThan(5000);
+      expect(r.ms).toBeLessThan(8000); // connect_timeout_ms 1000 plus process start-up on a busy machine
     } finally {
       silent.close();
     }
