@@ -5,6 +5,9 @@ import pg from 'pg';
 import { migrate } from '../db/migrate';
 import { parseTemplate } from '../driver/template';
 import { listRanges } from '../admin/queries';
+import { addPool } from '../admin/pools';
+import { reserve } from '../admin/addresses';
+import { silentContext } from '../allocator/context';
 import { startEmbeddedPostgres } from './embedded';
 import { type Attrs, EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from './oned-sim';
 import { runExe } from './run-exe';
@@ -66,12 +69,22 @@ async function main() {
     await step('register_address_range overlapping 10.20.0.0/24 (refused)', 'register_address_range', actionData(arXmlFormA({ TYPE: 'IP4', IP: '10.20.0.128', SIZE: '16', IPAM_MAD: 'pgipam' }), EMPTY_ADDRESS), env, false);
     await step('get_address SIZE 0 (bad input)', 'get_address', actionData(arXmlFormB(ar), addressXml({ size: 0 })), env, false);
 
+    // 6. a pool carves the network when the AR gives only a SIZE
+    await addPool(db, 'cloud', { prefixes: ['10.30.0.0/16'], dns: '10.30.0.2', vlanId: 130, isDefault: true }, silentContext);
+    process.stdout.write('\n== pgipam pool add cloud --prefix 10.30.0.0/16 --dns 10.30.0.2 --vlan 130 --default\n');
+    await reserve(db, '10.30.0.2', 'DNS server', 'default', silentContext);
+    process.stdout.write('== pgipam reserve 10.30.0.2 --reason "DNS server"\n');
+    const carved = await step('register_address_range with SIZE only (carved from the default pool)', 'register_address_range', actionData(arXmlFormA({ TYPE: 'IP4', SIZE: '100', IPAM_MAD: 'pgipam' }), EMPTY_ADDRESS), env);
+    const arPool = storedAr(parseTemplate(carved.stdout).values, 2);
+    await step('get_address SIZE 1 from the carved range (skips the reserved DNS server)', 'get_address', actionData(arXmlFormB(arPool), addressXml({ size: 1 })), env);
+    await step('unregister_address_range (the /25 goes back to the pool)', 'unregister_address_range', actionData(arXmlFormB(arPool, 1), EMPTY_ADDRESS), env);
+
     process.stdout.write('\n== pgipam range list\n');
     for (const r of await listRanges(db)) {
       process.stdout.write(`   range ${r.range.id} ${r.range.type} ${r.first} - ${r.last}: ${r.used} of ${r.range.size} used ${JSON.stringify(r.byKind)}\n`);
     }
 
-    // 6. onevnet delete: unregister both (form (a) of the stored AR, as oned sends it then)
+    // 7. onevnet delete: unregister both (form (a) of the stored AR, as oned sends it then)
     await step('unregister_address_range IPv4 AR (onevnet delete)', 'unregister_address_range', actionData(arXmlFormA({ ...ar, ALLOCATED: '' }), EMPTY_ADDRESS), env);
     await step('unregister_address_range IPv6 AR (onevnet rmar)', 'unregister_address_range', actionData(arXmlFormB(ar6), EMPTY_ADDRESS), env);
     await step('unregister_address_range again (already gone: succeeds)', 'unregister_address_range', actionData(arXmlFormB(ar6), EMPTY_ADDRESS), env);
