@@ -3,6 +3,7 @@
 // copies to every hypervisor), then the standard libpq PG* variables.
 import fs from 'node:fs';
 import { IpamError } from './errors';
+import { checkName } from './names';
 
 export const DEFAULT_CONFIG_PATH = '/etc/one/ipam/pgipam.conf';
 
@@ -114,7 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new IpamError('BAD_CONFIG', `the database URL from ${source} must start with postgres:// or postgresql://`);
   }
   const platform = env.PGIPAM_PLATFORM || file.platform || 'default';
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(platform)) throw new IpamError('BAD_CONFIG', `platform name "${platform}" must be letters, digits, '.', '_' or '-'`);
+  checkName('platform name', platform, 'BAD_CONFIG');
   return {
     databaseUrl,
     source,

@@ -4,6 +4,7 @@
 import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
+import { checkName } from '../names';
 import type { ActionContext } from '../allocator/context';
 import { recordHistory } from '../allocator/store';
 import { getPool } from '../allocator/pools';
@@ -49,7 +50,7 @@ export interface PlatformInfo {
 }
 
 export async function addPlatform(db: Db, name: string, o: { role?: string; password?: string; description?: string }, ctx: ActionContext): Promise<PlatformInfo> {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) throw new IpamError('BAD_REQUEST', `platform name "${name}" must be letters, digits, '.', '_' or '-'`);
+  checkName('platform name', name);
   const role = o.role ?? `pgipam_${name.replace(/[^A-Za-z0-9_]/g, '_').toLowerCase()}`;
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(role)) throw new IpamError('BAD_REQUEST', `role name "${role}" must be lower-case letters, digits and _`);
   return withTransaction(db, async () => {

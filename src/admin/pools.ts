@@ -2,6 +2,7 @@
 import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
+import { checkName } from '../names';
 import { parseCidr4, parseCidr6 } from '../address';
 import type { ActionContext } from '../allocator/context';
 import { recordHistory, spaceIdByName } from '../allocator/store';
@@ -22,7 +23,6 @@ export interface PoolOptions {
   description?: string;
 }
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$/;
 const RESERVED_ATTRS = new Set(['IP', 'IP6', 'SIZE', 'TYPE', 'MAC', 'IPAM_MAD', 'PREFIX_LENGTH', 'NETWORK_ADDRESS', 'NETWORK_MASK', 'GATEWAY', 'GLOBAL_PREFIX', 'ULA_PREFIX', 'PGIPAM_RANGE_ID', 'PGIPAM_POOL', 'PGIPAM_SPACE', 'PGIPAM_SUBNET', 'AR_ID']);
 
 export function parsePrefix(text: string): Block {
@@ -48,7 +48,7 @@ function validateOptions(o: PoolOptions): void {
 }
 
 export async function addPool(db: Db, name: string, o: PoolOptions, ctx: ActionContext): Promise<PoolRow> {
-  if (!NAME_RE.test(name)) throw new IpamError('BAD_REQUEST', `pool name "${name}" must be 1-63 letters, digits, '.', '_', ':' or '-'`);
+  checkName('pool name', name);
   validateOptions(o);
   const prefixes = (o.prefixes ?? []).map(parsePrefix);
   return withTransaction(db, async () => {

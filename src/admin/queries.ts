@@ -2,6 +2,7 @@
 import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
+import { checkName } from '../names';
 import { type RangeRow, addressAt, describeRange, getRange, lockRange, rangeUsage, recordHistory } from '../allocator/store';
 import type { ActionContext } from '../allocator/context';
 import { releaseRangeBlocks } from '../allocator/pools';
@@ -24,7 +25,7 @@ export async function listSpaces(db: Db): Promise<SpaceInfo[]> {
 }
 
 export async function addSpace(db: Db, name: string, description: string, ctx: ActionContext): Promise<number> {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$/.test(name)) throw new IpamError('BAD_REQUEST', `space name "${name}" must be 1-63 letters, digits, '.', '_', ':' or '-'`);
+  checkName('space name', name);
   return withTransaction(db, async () => {
     const { rows } = await db.query<{ id: string }>(
       'insert into pgipam.space (name, description) values ($1, $2) on conflict (name) do nothing returning id::text',

@@ -3,6 +3,7 @@
 import { MAX_AR_SIZE, formatIPv4, formatIPv6, ip6Index, macIndex, parseCount, parseIPv4, parseIPv6, parseMac } from '../address';
 import { type Db, withTransaction } from '../db/client';
 import { IpamError, isIpamError } from '../errors';
+import { checkName } from '../names';
 import { checkTemplateValue } from '../driver/template';
 import type { ActionRequest } from '../driver/request';
 import type { ActionContext } from './context';
@@ -20,13 +21,7 @@ function bad(message: string): IpamError {
 }
 
 function spaceName(ar: Record<string, string>): string {
-  const s = ar.PGIPAM_SPACE ?? DEFAULT_SPACE;
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$/.test(s)) throw bad(`AR PGIPAM_SPACE "${s}" is not a valid address space name`);
-  return s;
-}
-
-function holdSeconds(ar: Record<string, string>): number {
-  return ar.PGIPAM_HOLD_SECONDS === undefined ? 0 : parseCount(ar.PGIPAM_HOLD_SECONDS, 'AR PGIPAM_HOLD_SECONDS', 0, 366 * 86400);
+  return checkName('AR PGIPAM_SPACE', ar.PGIPAM_SPACE ?? DEFAULT_SPACE);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -43,8 +38,8 @@ export async function registerAddressRange(db: Db, req: ActionRequest, ctx: Acti
   const plan = carvePlan(ar, type);
   // Validate what can be validated before the database is touched.
   if (!plan.any) rangeSpecFromAr(ar);
-  if (ar.PGIPAM_POOL !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$/.test(ar.PGIPAM_POOL)) throw bad(`AR PGIPAM_POOL "${ar.PGIPAM_POOL}" is not a valid pool name`);
-  const hold = ar.PGIPAM_HOLD_SECONDS === undefined ? null : holdSeconds(ar);
+  if (ar.PGIPAM_POOL !== undefined) checkName('AR PGIPAM_POOL', ar.PGIPAM_POOL);
+  const hold = ar.PGIPAM_HOLD_SECONDS === undefined ? null : parseCount(ar.PGIPAM_HOLD_SECONDS, 'AR PGIPAM_HOLD_SECONDS', 0, 366 * 86400);
   const ipamMad = ar.IPAM_MAD ?? 'pgipam';
   if (ar.SIZE !== undefined) parseCount(ar.SIZE, 'AR SIZE', 1, MAX_AR_SIZE);
   for (const [k, v] of Object.entries(ar)) if (!NOT_CHECKED.has(k)) checkTemplateValue(k, v);
@@ -55,7 +50,7 @@ export async function registerAddressRange(db: Db, req: ActionRequest, ctx: Acti
     const taken: Array<{ pool: PoolRow; blocks: Block[] }> = [];
     const extraReply: Record<string, string> = {};
 
-    if (plan.v4 || plan.v6static || plan.slaac) {
+    if (plan.any) {
       pool = await resolvePool(db, ar.PGIPAM_POOL ?? null, plan);
       if (ar.PGIPAM_SPACE !== undefined && ar.PGIPAM_SPACE !== pool.spaceName) throw bad(`AR PGIPAM_SPACE ${ar.PGIPAM_SPACE} differs from the space ${pool.spaceName} of pool ${pool.name}`);
       await checkPoolAccess(db, pool, ctx.platform);

@@ -37,9 +37,9 @@ create table pgipam.address_range (
     (case when ip6_first is null then null else numrange(ip6_first, ip6_first + size) end) stored,
   mac_span int8range generated always as
     (case when mac_first is null then null else int8range(mac_first, mac_first + size) end) stored,
-  -- the AR as pgipam replied it to oned
   -- seconds a freed address stays on hold before it can be handed out again (0: at once)
   hold_seconds integer not null default 0 constraint address_range_hold check (hold_seconds >= 0),
+  -- the AR as pgipam replied it to oned
   attrs jsonb not null default '{}',
   created_at timestamptz not null default now(),
   request_id text,
