@@ -7,7 +7,7 @@ import { checkName } from '../names';
 import { checkTemplateValue } from '../driver/template';
 import type { ActionRequest } from '../driver/request';
 import type { ActionContext } from './context';
-import { type RangeRow, type LeaseRow, addressAt, cutLeases, describeRange, findRangeByFirst, firstFit, giveFree, insertLease, leasesOverlapping, lockRange, overlappingRanges, rangeUsage, recordHistory, spaceIdByName, takeFree } from './store';
+import { type RangeRow, type LeaseRow, addressAt, cutLeases, describeRange, findRangeByFirst, giveFree, leaseFirstFit, insertLease, leasesOverlapping, lockRange, overlappingRanges, rangeUsage, recordHistory, spaceIdByName, takeFree } from './store';
 import { type RangeSpec, hasIPv4, parseArType, rangeSpecFromAr, registerReply } from './range-spec';
 import {
   type Block, type Family, type PoolRow, blockSize, carveBlock, checkPoolAccess, describeBlock, getPool, isUla, lockPool, poolContaining,
@@ -370,6 +370,8 @@ function requestedIndex(range: RangeRow, req: ActionRequest, count: number, limi
 
 // Holds whose time is over become free again; called before looking for free space.
 async function releaseExpiredHolds(db: Db, range: RangeRow): Promise<void> {
+  // Holds are only made by ranges with a hold time, and a range's hold time never changes.
+  if (range.holdSeconds === 0) return;
   const { rows } = await db.query<{ first_idx: string; last_idx: string }>(
     `delete from pgipam.lease where range_id = $1 and kind = 'hold' and held_until <= now() returning first_idx::text, last_idx::text`,
     [range.id],
@@ -405,15 +407,12 @@ export async function getAddress(db: Db, req: ActionRequest, ctx: ActionContext)
     const limit = indexLimit(range, req.ar);
     if (count > limit) throw bad(`ADDRESS SIZE ${count} is larger than ${describeRange(range)}`);
     await releaseExpiredHolds(db, range);
-    const first = await firstFit(db, range.id, count, limit);
+    const first = await leaseFirstFit(db, range, count, limit, ctx);
     if (first === null) {
       const usage = await rangeUsage(db, range.id);
       throw new IpamError('NO_FREE_ADDRESS', `no ${count === 1 ? 'free address' : `block of ${count} contiguous free addresses`} in ${describeRange(range)}: ${usage.used} of ${range.size} in use`);
     }
-    if (!(await takeFree(db, range.id, first, first + count - 1))) throw new IpamError('INTERNAL', 'free extent vanished under the range lock');
-    await insertLease(db, range.id, first, first + count - 1, 'lease', ctx);
     const ip = formatIPv4(range.ip4First! + first);
-    await recordHistory(db, ctx, { event: 'address_leased', spaceId: range.spaceId, rangeId: range.id, firstIdx: first, size: count, address: ip });
     ctx.log(`leased ${ip}${count > 1 ? ` + ${count - 1}` : ''} from range ${range.id}`);
     return { rangeId: range.id, index: first, size: count, ip };
   });

@@ -180,15 +180,26 @@ export async function leasesOverlapping(db: Db, rangeId: number, first: number, 
   return rows.map(toLease);
 }
 
-// First fit: the lowest free extent that holds `count` addresses below `limit`. The primary key
-// index is walked in address order and stops at the first extent that fits, so the cost does not
-// depend on how many leases the range holds; for count = 1 it is the first row.
-export async function firstFit(db: Db, rangeId: number, count: number, limit: number): Promise<number | null> {
+// get_address's hot path in one statement: the lowest free extent that holds `count` addresses
+// below `limit` (the primary key index is walked in address order and stops at the first that
+// fits, so the cost does not depend on how many leases the range holds), shrunk or removed, the
+// lease, and its history row. Returns the first index, or null when nothing fits.
+export async function leaseFirstFit(db: Db, range: RangeRow, count: number, limit: number, ctx: ActionContext): Promise<number | null> {
   const { rows } = await db.query<{ first_idx: string }>(
-    `select f.first_idx::text from pgipam.free_extent f
-      where f.range_id = $1 and f.last_idx - f.first_idx + 1 >= $2 and f.first_idx + $2 <= $3
-      order by f.first_idx limit 1`,
-    [rangeId, count, limit],
+    `with e as (
+       select f.first_idx, f.last_idx from pgipam.free_extent f
+        where f.range_id = $1 and f.last_idx - f.first_idx + 1 >= $2 and f.first_idx + $2 <= $3
+        order by f.first_idx limit 1),
+     gone as (delete from pgipam.free_extent f using e
+        where f.range_id = $1 and f.first_idx = e.first_idx and e.last_idx - e.first_idx + 1 = $2),
+     shrunk as (update pgipam.free_extent f set first_idx = e.first_idx + $2 from e
+        where f.range_id = $1 and f.first_idx = e.first_idx and e.last_idx - e.first_idx + 1 > $2),
+     leased as (insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id)
+        select $1, e.first_idx, e.first_idx + $2 - 1, 'lease', $4 from e),
+     logged as (insert into pgipam.history (event, space_id, range_id, first_idx, size, address, platform, request_id)
+        select 'address_leased', $5, $1, e.first_idx, $2, host('0.0.0.0'::inet + ($6::int8 + e.first_idx)), $7, $4 from e)
+     select e.first_idx::text from e`,
+    [range.id, count, limit, ctx.requestId, range.spaceId, range.ip4First, ctx.platform],
   );
   return rows[0] ? Number(rows[0].first_idx) : null;
 }
