@@ -159,6 +159,35 @@ async function main() {
     out(`ratio 99% full /16 / empty /16: ${(f.median / e.median).toFixed(2)}`);
     out(`ratio /8 / empty /16:           ${(b.median / e.median).toFixed(2)}`);
 
+    // 2b. throughput: 8 connections allocating at once, all on one range (they queue on its
+    // lock) or spread over 8 ranges
+    const clients = await Promise.all(Array.from({ length: 8 }, async () => {
+      const c = new pg.Client({ connectionString: server.url });
+      c.on('error', () => {});
+      await c.connect();
+      return c;
+    }));
+    const oneRange = await register('20.0.0.0', 2 ** 20);
+    const eight: Array<Record<string, string>> = [];
+    for (let i = 0; i < 8; i++) eight.push(await register(`21.${i * 16}.0.0`, 2 ** 20));
+    const throughput = async (pick: (i: number) => Record<string, string>) => {
+      let n = 0;
+      const until = Date.now() + 3000;
+      await Promise.all(clients.map(async (c, i) => {
+        while (Date.now() < until) {
+          await getAddress(c, { ar: pick(i), address: { SIZE: '1' } }, silentContext);
+          n++;
+        }
+      }));
+      return n / 3;
+    };
+    const t1 = await throughput(() => oneRange);
+    const t8 = await throughput((i) => eight[i]!);
+    for (const c of clients) await c.end();
+    out('');
+    out(`throughput, 8 connections on one range:    ${t1.toFixed(0)} allocations/s`);
+    out(`throughput, 8 connections on 8 ranges:     ${t8.toFixed(0)} allocations/s`);
+
     // 3. carving subnets from pools: empty vs 90% carved
     const ctx = silentContext;
     const carve = async (ar: Record<string, string>, n: number) => {
