@@ -323,11 +323,17 @@ function verifyArMatches(range: RangeRow, ar: Record<string, string>): void {
   }
 }
 
-async function requireRange(db: Db, ar: Record<string, string>): Promise<RangeRow> {
+// The range an address is leased or allocated from. A range carved from a pool that this platform
+// may no longer use (its grant was revoked) hands out nothing more; freeing stays possible.
+async function requireRange(db: Db, ar: Record<string, string>, ctx: ActionContext): Promise<RangeRow> {
   const range = await resolveRange(db, ar, 'no key update');
   if (!range) {
     const what = ar.PGIPAM_RANGE_ID !== undefined ? `range ${ar.PGIPAM_RANGE_ID}` : `a range starting at ${ar.IP ?? ar.IP6 ?? ar.MAC}`;
-    throw new IpamError('RANGE_NOT_FOUND', `pgipam has no ${what}: the AR was unregistered or never registered through pgipam; remove and add the AR again`);
+    throw new IpamError('RANGE_NOT_FOUND', `pgipam has no ${what} for platform "${ctx.platform}": the AR was unregistered, never registered through pgipam, or belongs to another platform`);
+  }
+  if (range.poolId !== null) {
+    const allowed = range.poolName !== null && (!range.poolRestricted || (await db.query('select 1 from pgipam.pool_grant where pool_id = $1 and platform = $2', [range.poolId, ctx.platform])).rowCount);
+    if (!allowed) throw new IpamError('PERMISSION_DENIED', `platform "${ctx.platform}" may not use pool ${range.poolName !== null ? `"${range.poolName}"` : `#${range.poolId}`} of ${describeRange(range)}: grant it with "pgipam platform grant"`);
   }
   return range;
 }
@@ -400,7 +406,7 @@ export interface AddressResult {
 export async function getAddress(db: Db, req: ActionRequest, ctx: ActionContext): Promise<AddressResult> {
   const count = requestedCount(req.address);
   return withTransaction(db, async () => {
-    const range = await requireRange(db, req.ar);
+    const range = await requireRange(db, req.ar, ctx);
     if (!hasIPv4(range.type)) {
       throw bad(`get_address needs an IPv4 range (IP4, IP4_6, IP4_6_STATIC); OpenNebula cannot take an automatic address from a ${range.type} AR: ask for a specific IP6 or MAC instead`);
     }
@@ -428,7 +434,7 @@ export interface AllocateResult extends AddressResult {
 export async function allocateAddress(db: Db, req: ActionRequest, ctx: ActionContext): Promise<AllocateResult> {
   const count = requestedCount(req.address);
   return withTransaction(db, async () => {
-    const range = await requireRange(db, req.ar);
+    const range = await requireRange(db, req.ar, ctx);
     const { index, text } = requestedIndex(range, req, count, indexLimit(range, req.ar));
     const last = index + count - 1;
     await releaseExpiredHolds(db, range);

@@ -14,13 +14,18 @@ export interface RangeRow extends RangeAddresses {
   attrs: Record<string, string>;
   createdAt: Date;
   poolId: number | null;
+  // the pool's name and whether it is restricted; null name: the pool is hidden from this platform
+  poolName: string | null;
+  poolRestricted: boolean;
   platform: string;
   holdSeconds: number;
 }
 
 const RANGE_COLUMNS = `r.id::int8::text as id, r.space_id::text as space_id, s.name as space_name, r.ar_type, r.size::text as size,
   r.ip4_first::text as ip4_first, r.ip6_first::text as ip6_first, r.prefix_length, r.mac_first::text as mac_first,
-  r.attrs, r.created_at, r.pool_id::text as pool_id, r.platform, r.hold_seconds`;
+  r.attrs, r.created_at, r.pool_id::text as pool_id, r.platform, r.hold_seconds, p.name as pool_name, coalesce(p.restricted, false) as pool_restricted`;
+// every query that reads RANGE_COLUMNS joins these
+const RANGE_JOINS = `pgipam.address_range r join pgipam.space s on s.id = r.space_id left join pgipam.pool p on p.id = r.pool_id`;
 
 interface RawRange {
   id: string;
@@ -37,6 +42,8 @@ interface RawRange {
   pool_id: string | null;
   platform: string;
   hold_seconds: number;
+  pool_name: string | null;
+  pool_restricted: boolean;
 }
 
 function toRange(r: RawRange): RangeRow {
@@ -53,6 +60,8 @@ function toRange(r: RawRange): RangeRow {
     attrs: r.attrs,
     createdAt: r.created_at,
     poolId: r.pool_id === null ? null : Number(r.pool_id),
+    poolName: r.pool_name,
+    poolRestricted: r.pool_restricted,
     platform: r.platform,
     holdSeconds: r.hold_seconds,
   };
@@ -68,8 +77,7 @@ export async function spaceIdByName(db: Db, name: string): Promise<number> {
 // one range but does not block the foreign-key checks of lease inserts.
 export async function lockRange(db: Db, id: number, mode: 'no key update' | 'update' = 'no key update'): Promise<RangeRow | null> {
   const { rows } = await db.query<RawRange>(
-    `select ${RANGE_COLUMNS} from pgipam.address_range r join pgipam.space s on s.id = r.space_id
-      where r.id = $1 for ${mode} of r`,
+    `select ${RANGE_COLUMNS} from ${RANGE_JOINS} where r.id = $1 for ${mode} of r`,
     [id],
   );
   return rows[0] ? toRange(rows[0]) : null;
@@ -98,7 +106,7 @@ export async function findRangeByFirst(
 
 export async function getRange(db: Db, id: number): Promise<RangeRow | null> {
   const { rows } = await db.query<RawRange>(
-    `select ${RANGE_COLUMNS} from pgipam.address_range r join pgipam.space s on s.id = r.space_id where r.id = $1`,
+    `select ${RANGE_COLUMNS} from ${RANGE_JOINS} where r.id = $1`,
     [id],
   );
   return rows[0] ? toRange(rows[0]) : null;
@@ -111,7 +119,7 @@ export async function overlappingRanges(
   spans: { ip4?: [number, number]; ip6?: [bigint, bigint]; mac?: [number, number] },
 ): Promise<RangeRow[]> {
   const { rows } = await db.query<RawRange>(
-    `select ${RANGE_COLUMNS} from pgipam.address_range r join pgipam.space s on s.id = r.space_id
+    `select ${RANGE_COLUMNS} from ${RANGE_JOINS}
       where r.space_id = $1 and (
         ($2::int8 is not null and r.ip4_span && int8range($2::int8, $3::int8))
         or ($4::numeric is not null and r.ip6_span && numrange($4::numeric, $5::numeric))

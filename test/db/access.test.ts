@@ -122,6 +122,23 @@ describe('platforms and grants', () => {
     expect(r.reason).toMatch(/^pgipam has no range \d+/);
   });
 
+  it('a revoked grant stops leasing from the pool\'s ranges, but frees still work', async () => {
+    const reg = await registerVia(B, { TYPE: 'IP4', SIZE: '10', PGIPAM_POOL: 'secret' });
+    const ar = storedAr(parseTemplate(reg.stdout).values, 0);
+    const lease = await runAction('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
+    expect(lease.exitCode).toBe(0);
+    await grantPool(t.db, B, 'secret', false, ctx);
+    try {
+      const refused = await runAction('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
+      expect(refused.reason).toMatch(new RegExp(`^platform "${B}" may not use pool #\\d+ of range \\d+`));
+      const ip = parseTemplate(lease.stdout).values.IP!;
+      const freed = await runAction('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip, size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
+      expect(freed.exitCode).toBe(0);
+    } finally {
+      await grantPool(t.db, B, 'secret', true, ctx);
+    }
+  });
+
   it('two platforms racing for the last subnet of a shared pool: one wins, the rest are refused cleanly', async () => {
     const first = await registerVia(A, { TYPE: 'IP4', SIZE: '100', PGIPAM_POOL: 'shared' });
     expect(parseTemplate(first.stdout).values.PGIPAM_SUBNET).toBe('10.100.0.0/25');
