@@ -227,3 +227,19 @@ export async function find(db: Db, text: string): Promise<FindResult> {
   }
   return result;
 }
+
+// Retention: deletes history older than `before`. The append-only trigger refuses deletes for
+// everyone; only the schema owner can switch it off, and only inside this one transaction, which
+// itself leaves a row saying what was pruned.
+export async function pruneHistory(db: Db, before: Date, ctx: ActionContext): Promise<number> {
+  return withTransaction(db, async () => {
+    await db.query('alter table pgipam.history disable trigger history_append_only');
+    const { rowCount } = await db.query('delete from pgipam.history where at < $1', [before]);
+    await db.query('alter table pgipam.history enable trigger history_append_only');
+    await recordHistory(db, ctx, { event: 'history_pruned', spaceId: null, rangeId: null, detail: { before: before.toISOString(), rows: rowCount ?? 0 } });
+    return rowCount ?? 0;
+  }).catch((e) => {
+    if ((e as { code?: string }).code === '42501') throw new IpamError('PERMISSION_DENIED', 'only the owner of the pgipam schema can prune the history');
+    throw e;
+  });
+}

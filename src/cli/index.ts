@@ -11,7 +11,7 @@ import type { ActionContext } from '../allocator/context';
 import { addSpace, listLeases, listRanges, listSpaces, rangeMap, removeRange, showRange, type RangeInfo } from '../admin/queries';
 import { type PoolInfo, addPool, listPools, poolInfo, removePool, setPool } from '../admin/pools';
 import { addPlatform, applyDriverGrants, grantPool, listPlatforms } from '../admin/platforms';
-import { find, history, reserve, unreserve } from '../admin/addresses';
+import { find, history, pruneHistory, reserve, unreserve } from '../admin/addresses';
 import { checkDatabase } from '../admin/check';
 import { getPool } from '../allocator/pools';
 import { printTable, utilisationBar } from './print';
@@ -60,7 +60,7 @@ function parseAttrs(list: string[] | undefined): Record<string, string> {
   return o;
 }
 
-// "2h", "3d", "30m" ago, or an ISO date
+// "2h", "3d", "30m" ago, or an ISO date (--since, --before)
 function parseSince(s: string | undefined): Date | undefined {
   if (!s) return undefined;
   const m = /^(\d+)([smhd])$/.exec(s);
@@ -262,10 +262,26 @@ export function buildCli(argv: string[]): Argv {
       const r = await withDb((db, ctx) => unreserve(db, args.target, args.space, ctx));
       out(args, r, () => write(`released ${r.released} reserved addresses in ranges and ${r.poolReservations} pool reservations\n`));
     })
-    .command('history', 'the append-only history of changes', (y) => y.option('since', { type: 'string', describe: 'ISO date or age (30m, 2h, 7d)' }).option('range', { type: 'number' }).option('platform', { type: 'string' }).option('event', { type: 'string' }).option('limit', { type: 'number', default: 100 }), async (args) => {
-      const rows = await withDb((db) => history(db, { since: parseSince(args.since), rangeId: args.range, platform: args.platform, event: args.event, limit: args.limit }));
-      out(args, rows, () => printTable(['AT', 'EVENT', 'RANGE', 'ADDRESS', 'SIZE', 'PLATFORM', 'REQUEST', 'ACTOR'], rows.map((h) => [h.at.toISOString(), h.event, h.rangeId === null ? '' : String(h.rangeId), h.address ?? '', h.size === null ? '' : String(h.size), h.platform ?? '', h.requestId ?? '', h.actor])));
-    })
+    .command(
+      'history',
+      'the append-only history of changes (history prune --before 90d deletes old rows; schema owner only)',
+      (y) =>
+        y
+          .option('since', { type: 'string', describe: 'ISO date or age (30m, 2h, 7d)' })
+          .option('range', { type: 'number' })
+          .option('platform', { type: 'string' })
+          .option('event', { type: 'string' })
+          .option('limit', { type: 'number', default: 100 })
+          .command('prune', 'delete history older than --before (an ISO date or an age such as 365d)', (y2) => y2.option('before', { type: 'string', demandOption: true }), async (args) => {
+            const before = parseSince(args.before)!;
+            const n = await withDb((db, ctx) => pruneHistory(db, before, ctx));
+            out(args, { pruned: n, before }, () => write(`pruned ${n} history rows older than ${before.toISOString()}\n`));
+          }),
+      async (args) => {
+        const rows = await withDb((db) => history(db, { since: parseSince(args.since), rangeId: args.range, platform: args.platform, event: args.event, limit: args.limit }));
+        out(args, rows, () => printTable(['AT', 'EVENT', 'RANGE', 'ADDRESS', 'SIZE', 'PLATFORM', 'REQUEST', 'ACTOR'], rows.map((h) => [h.at.toISOString(), h.event, h.rangeId === null ? '' : String(h.rangeId), h.address ?? '', h.size === null ? '' : String(h.size), h.platform ?? '', h.requestId ?? '', h.actor])));
+      },
+    )
     .command('platform <command>', 'OpenNebula front-ends and the pools they may use', (y) =>
       y
         .command('list', 'list platforms', {}, async (args) => {

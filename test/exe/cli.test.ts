@@ -110,6 +110,16 @@ describe('pgipam CLI', () => {
     expect(r.stderr).toBe('pgipam: 2 consistency problems found\n');
   });
 
+  it('prunes history only on purpose, leaving a row that says so', async () => {
+    const all = JSON.parse((await cli(['history', '--limit', '1000', '--json'])).stdout).length;
+    expect(all).toBeGreaterThan(5);
+    const r = await cli(['history', 'prune', '--before', new Date(Date.now() + 60_000).toISOString()]);
+    expect(r.stdout).toMatch(new RegExp(`^pruned ${all} history rows older than `));
+    const left = JSON.parse((await cli(['history', '--json'])).stdout);
+    expect(left.map((h: { event: string }) => h.event)).toEqual(['history_pruned']);
+    await expect(t.db.query('delete from pgipam.history')).rejects.toThrow(/append-only/);
+  });
+
   it('has --help everywhere', async () => {
     for (const args of [[], ['pool'], ['pool', 'add'], ['range', 'show'], ['platform', 'add'], ['find'], ['history']]) {
       const r = await cli([...args, '--help']);
