@@ -10,7 +10,7 @@ import type { ActionContext } from './context';
 import { type RangeRow, type LeaseRow, addressAt, cutLeases, describeRange, findRangeByFirst, giveFree, leaseFirstFit, insertLease, leasesOverlapping, lockRange, overlappingRanges, rangeUsage, recordHistory, spaceIdByName, takeFree } from './store';
 import { type RangeSpec, hasIPv4, parseArType, rangeSpecFromAr, registerReply } from './range-spec';
 import {
-  type Block, type Family, type PoolRow, blockSize, carveBlock, checkPoolAccess, describeBlock, getPool, isUla, lockPool, poolContaining,
+  type Block, type Family, type PoolRow, blockSize, carveBlock, checkPoolAccess, describeBlock, formatAddress, getPool, isUla, lockPool, poolContaining,
   poolReservationsOverlapping, recordAllocations, releaseRangeBlocks, takeSpan,
 } from './pools';
 
@@ -74,6 +74,7 @@ export async function registerAddressRange(db: Db, req: ActionRequest, ctx: Acti
       // pools are locked in id order, so two registrations never wait for each other in a cycle
       for (const id of [...new Set(inPools.map((x) => x.pool.id))].sort((a, b) => a - b)) await lockPool(db, id);
       for (const { pool: p, span } of inPools) {
+        if (ar.PGIPAM_POOL !== undefined && ar.PGIPAM_POOL !== p.name) throw bad(`${formatAddress(span.family, span.first)} lies in pool ${p.name}, not in PGIPAM_POOL ${ar.PGIPAM_POOL}`);
         await checkPoolAccess(db, p, ctx.platform);
         taken.push({ pool: p, blocks: await takeSpan(db, p, span.family, span.first, span.last) });
         pool = pool ?? p;

@@ -101,6 +101,7 @@ describe('carving from a pool', () => {
     expect(carved.map((c) => c.PGIPAM_SUBNET)).toEqual(['172.30.0.0/24', '172.30.2.0/24']);
     await expect(register({ TYPE: 'IP4', IP: '172.30.2.10', SIZE: '5', PGIPAM_SPACE: 'default' })).rejects.toThrow(/172\.30\.2\.10\/31 of pool "lab" is already taken by range \d+|overlaps range/);
     await expect(register({ TYPE: 'IP4', IP: '172.30.3.250', SIZE: '10' })).rejects.toThrow(/straddles the edge of a pool prefix/);
+    await expect(register({ TYPE: 'IP4', IP: '172.30.3.0', SIZE: '10', PGIPAM_POOL: 'cloud' })).rejects.toThrow(/172\.30\.3\.0 lies in pool lab, not in PGIPAM_POOL cloud/);
     expect(await checkConsistency(t.db)).toEqual([]);
   });
 
