@@ -114,7 +114,7 @@ function printPool(p: PoolInfo): void {
 export function buildCli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('pgipam')
-    .usage('$0 <command>\n\nAdministers the pgipam database behind the OpenNebula IPAM driver. Reads the same\nconfiguration as the actions (PGIPAM_DATABASE_URL, /etc/one/ipam/pgipam.conf, PG*).')
+    .usage('$0 <command>\n\nAdministers the pgipam database behind the OpenNebula IPAM driver. Reads the same configuration as the actions (PGIPAM_DATABASE_URL, /etc/one/ipam/pgipam.conf, PG*).')
     .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of tables' })
     .command(
       'migrate',
