@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { loadConfig } from '../config';
+import { type Config, loadConfig } from '../config';
 import { connect, withClient, type Db } from '../db/client';
 import { migrate, pendingSql, schemaVersion, SCHEMA_VERSION } from '../db/migrate';
 import { IpamError, coerceError, toOneLine } from '../errors';
@@ -27,8 +27,15 @@ function cliContext(): ActionContext {
   return { requestId: `cli:${user}`.slice(0, 40), platform: 'default', log: () => {} };
 }
 
-async function withDb<T>(fn: (db: Db, ctx: ActionContext) => Promise<T>, skipSchemaCheck = false): Promise<T> {
+// The operator's commands may run long (a migration on a big table, pruning years of history):
+// they get generous statement and lock timeouts instead of the actions' tight ones.
+function cliConfig(): Config {
   const config = loadConfig();
+  return { ...config, statementTimeoutMs: Math.max(config.statementTimeoutMs, 600_000), lockTimeoutMs: Math.max(config.lockTimeoutMs, 30_000) };
+}
+
+async function withDb<T>(fn: (db: Db, ctx: ActionContext) => Promise<T>, skipSchemaCheck = false): Promise<T> {
+  const config = cliConfig();
   return withClient(config, { applicationName: 'pgipam/cli', skipSchemaCheck }, (db) => fn(db, { ...cliContext(), platform: db.pgipamPlatform ?? config.platform }));
 }
 
@@ -121,8 +128,7 @@ export function buildCli(argv: string[]): Argv {
       'create or upgrade the pgipam schema (safe to run twice, or from two hosts at once)',
       (y) => y.option('dry-run', { type: 'boolean', default: false, describe: 'print the SQL that would run' }),
       async (args) => {
-        const config = loadConfig();
-        const db = await connect(config, { applicationName: 'pgipam/migrate', skipSchemaCheck: true });
+        const db = await connect(cliConfig(), { applicationName: 'pgipam/migrate', skipSchemaCheck: true });
         try {
           if (args.dryRun) {
             const v = await schemaVersion(db);
