@@ -1,11 +1,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config';
 
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgipam-cfg-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+
 function tmpFile(text: string, mode = 0o600): string {
-  const p = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pgipam-cfg-')), 'pgipam.conf');
+  const p = path.join(dir, `pgipam-${files++}.conf`);
   fs.writeFileSync(p, text);
   fs.chmodSync(p, mode);
   return p;
