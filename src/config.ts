@@ -22,11 +22,13 @@ export interface Config {
   warnings: string[];
 }
 
+export const DEFAULT_ACTION_TIMEOUT_MS = 14000;
+
 const DEFAULTS = {
   connectTimeoutMs: 5000,
   statementTimeoutMs: 5000,
   lockTimeoutMs: 4000,
-  actionTimeoutMs: 14000,
+  actionTimeoutMs: DEFAULT_ACTION_TIMEOUT_MS,
 };
 
 const KEYS = ['database_url', 'connect_timeout_ms', 'statement_timeout_ms', 'lock_timeout_ms', 'action_timeout_ms', 'platform'] as const;

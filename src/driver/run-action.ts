@@ -1,6 +1,6 @@
 // Everything an action executable does around the library call: read and decode the request,
 // connect, run, print the reply on stdout, or print one clean line on stderr and exit non-zero.
-import { loadConfig } from '../config';
+import { DEFAULT_ACTION_TIMEOUT_MS, loadConfig } from '../config';
 import { isCommitInFlight, withClient, type Db } from '../db/client';
 import { type IpamError, coerceError, toOneLine } from '../errors';
 import type { ActionContext } from '../allocator/context';
@@ -48,20 +48,30 @@ export async function runAction(def: ActionDefinition, io: ActionIo = { argv: pr
   let requestId = '-';
   const started = Date.now();
   let timer: NodeJS.Timeout | undefined;
+  let phase = 'waiting for the request on stdin';
+  // Last line of defence for oned's serial queue (one action at a time, no timeout of its own):
+  // whatever hangs, a caller that never closes stdin included, the process ends in time. Armed
+  // before anything is read, with the environment's limit, then with the config file's.
+  const arm = (limitMs: number) => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      const outcome = isCommitInFlight() ? 'a commit was on its way, so the outcome is unknown: see "pgipam history"' : `nothing was committed (${phase})`;
+      io.stderr.write(`${toOneLine(`${def.name} gave up after ${limitMs} ms (action_timeout_ms); ${outcome}`)}\n`);
+      process.exit(FAILURE_EXIT_CODE);
+    }, Math.max(0, limitMs - (Date.now() - started)));
+    timer.unref();
+  };
+  const envLimit = io.env.PGIPAM_ACTION_TIMEOUT_MS;
+  arm(envLimit && /^\d{1,7}$/.test(envLimit) && Number(envLimit) > 0 ? Number(envLimit) : DEFAULT_ACTION_TIMEOUT_MS);
   try {
     const input = await readActionInput(io.argv, () => readStream(io.stdin), Boolean(io.stdin.isTTY));
     requestId = input.requestId.replace(/[^0-9-]/g, '').slice(0, 20) || '-';
     const req = parseActionXml(decodePayload(input.payload));
     const config = loadConfig(io.env);
+    arm(config.actionTimeoutMs);
+    phase = 'working on the database';
     const logPrefix = `pgipam[${requestId}] ${def.name}:`;
     for (const w of config.warnings) io.stderr.write(`WARN: ${logPrefix} ${toOneLine(w)}\n`);
-    // Last line of defence for oned's serial queue: whatever hangs, the process ends in time.
-    timer = setTimeout(() => {
-      const outcome = isCommitInFlight() ? 'a commit was on its way, so the outcome is unknown: see "pgipam history"' : 'nothing was committed';
-      io.stderr.write(`${toOneLine(`${def.name} gave up after ${config.actionTimeoutMs} ms (action_timeout_ms); ${outcome}`)}\n`);
-      process.exit(FAILURE_EXIT_CODE);
-    }, config.actionTimeoutMs);
-    timer.unref();
     const ctx: ActionContext = {
       requestId,
       platform: config.platform,

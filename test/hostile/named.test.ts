@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../../src/tools/oned-sim';
 import { type TestDb, createTestDatabase, snapshot } from '../helpers/db';
-import { runAction } from '../helpers/exe';
+import { REMOTES, runAction } from '../helpers/exe';
 
 let t: TestDb;
 let env: Record<string, string>;
@@ -123,6 +123,20 @@ describe('faults and secrets', () => {
     } finally {
       silent.close();
     }
+  });
+
+  it('a caller that never closes stdin cannot hold the process past action_timeout_ms', async () => {
+    const { spawn } = await import('node:child_process');
+    const started = Date.now();
+    const child = spawn(process.execPath, [`${REMOTES}/get_address`, '9'], { env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', PGIPAM_ACTION_TIMEOUT_MS: '1500' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin.write('PElQQU1f');
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect(code).toBe(255);
+    expect(stderr).toBe('get_address gave up after 1500 ms (action_timeout_ms); nothing was committed (waiting for the request on stdin)\n');
+    expect(Date.now() - started).toBeLessThan(6000);
+    child.stdin.destroy();
   });
 
   it('never shows the password: not in errors, not in debug output, not in the history', async () => {
