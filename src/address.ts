@@ -3,11 +3,13 @@
 //   IPv4  : AR.IP + index                       (an AR never crosses 255.255.255.255)
 //   IPv6  : high 96 bits of AR.IP6, low 32 bits = (low32(AR.IP6) + index) mod 2^32  (no carry)
 //   MAC   : high 16 bits of AR.MAC, low 32 bits = (low32(AR.MAC) + index) mod 2^32   (no carry)
-// oned keeps indices as unsigned int, so an AR holds at most 2^32 addresses.
+// oned keeps SIZE and indices as unsigned int, so an AR holds at most 2^32 - 1 addresses.
 import { Address6 } from 'ip-address';
 import { IpamError } from './errors';
 
-export const MAX_AR_SIZE = 2 ** 32;
+// oned parses SIZE into an unsigned int: 4294967296 is "Wrong SIZE for address range". A larger SIZE
+// must be refused here, or oned would refuse the AR after pgipam had registered it.
+export const MAX_AR_SIZE = 2 ** 32 - 1;
 const TWO32 = 2n ** 32n;
 
 function bad(message: string): IpamError {

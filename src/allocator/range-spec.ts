@@ -129,7 +129,7 @@ function sizeFromPrefix(ip6: bigint, prefixLength: number): number {
   const remaining = (1n << hostBits) - offset;
   const lowRoom = 2n ** 32n - (ip6 % 2n ** 32n);
   const size = remaining < lowRoom ? remaining : lowRoom;
-  return Number(size);
+  return Math.min(Number(size), MAX_AR_SIZE);
 }
 
 // NETWORK_ADDRESS may carry a /length; NETWORK_MASK may be dotted or /length.

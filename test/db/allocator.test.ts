@@ -211,13 +211,16 @@ describe('unregister_address_range', () => {
 });
 
 describe('scale: no scan over leases or addresses', () => {
-  it('handles a /8 and an IPv6 static range of 2^32 addresses', async () => {
+  it('handles a /8 and an IPv6 static range of 2^32 - 1 addresses (the most oned can hold)', async () => {
     const big = await register({ TYPE: 'IP4', IP: '11.0.0.0', SIZE: String(2 ** 24) });
     expect((await get(big, 1000)).ip).toBe('11.0.0.0');
     await alloc(big, { IP: '11.255.255.255' });
     expect((await get(big)).ip).toBe('11.0.3.232');
-    const huge = await register({ TYPE: 'IP6_STATIC', IP6: '2001:db8:ffff::', PREFIX_LENGTH: '64', SIZE: String(2 ** 32) });
-    await alloc(huge, { IP6: '2001:db8:ffff::ffff:ffff' });
+    await expect(register({ TYPE: 'IP6_STATIC', IP6: '2001:db8:ffff::', PREFIX_LENGTH: '64', SIZE: String(2 ** 32) })).rejects.toThrow(/AR SIZE 4294967296 is above the maximum of 4294967295/);
+    const huge = await register({ TYPE: 'IP6_STATIC', IP6: '2001:db8:ffff::', PREFIX_LENGTH: '64' });
+    expect(huge.SIZE).toBe('4294967295');
+    await alloc(huge, { IP6: '2001:db8:ffff::ffff:fffe' });
+    await expect(alloc(huge, { IP6: '2001:db8:ffff::ffff:ffff' })).rejects.toThrow(/outside/);
     await alloc(huge, { IP6: '2001:db8:ffff::' });
     await expect(alloc(huge, { IP6: '2001:db8:ffff::1:0:0' })).rejects.toThrow(/outside/);
     expect(await checkConsistency(t.db)).toEqual([]);
