@@ -286,7 +286,17 @@ async function overlapError(db: Db, spaceId: number, space: string, spec: RangeS
   if (spec.macFirst !== null) spans.mac = [spec.macFirst, spec.macFirst + spec.size];
   const others = await overlappingRanges(db, spaceId, spans);
   const names = others.map(describeRange).join('; ') || 'another range';
-  return new IpamError('RANGE_OVERLAP', `the AR overlaps ${names} in address space "${space}": choose other addresses, or set PGIPAM_SPACE for a separate space`);
+  // A range with nothing leased may be left over from a registration oned never completed (it
+  // gave up after 90 s, or refused the reply): say how to remove it.
+  const idle: number[] = [];
+  for (const o of others) {
+    const u = await rangeUsage(db, o.id);
+    if (!u.byKind.lease && !u.byKind.allocation) idle.push(o.id);
+  }
+  const hint = idle.length === 1
+    ? `; if it is left over from a registration OpenNebula did not complete, remove it with "pgipam range rm ${idle[0]}"`
+    : idle.length > 1 ? `; if ranges ${idle.join(', ')} are left over from registrations OpenNebula did not complete, remove them with "pgipam range rm <id>"` : '';
+  return new IpamError('RANGE_OVERLAP', `the AR overlaps ${names} in address space "${space}": choose other addresses, or set PGIPAM_SPACE for a separate space${hint}`);
 }
 
 // ---------------------------------------------------------------------------------------------

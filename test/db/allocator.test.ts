@@ -67,7 +67,7 @@ describe('register_address_range', () => {
 
   it('refuses an overlap in one space, naming the other range, and allows it in another space', async () => {
     const a = await register({ TYPE: 'IP4', IP: '172.16.0.0', SIZE: '256' });
-    await expect(register({ TYPE: 'IP4', IP: '172.16.0.200', SIZE: '100' })).rejects.toThrow(new RegExp(`overlaps range ${a.PGIPAM_RANGE_ID} \\(IP4 172.16.0.0 - 172.16.0.255`));
+    await expect(register({ TYPE: 'IP4', IP: '172.16.0.200', SIZE: '100' })).rejects.toThrow(new RegExp(`overlaps range ${a.PGIPAM_RANGE_ID} \\(IP4 172.16.0.0 - 172.16.0.255.*remove it with "pgipam range rm ${a.PGIPAM_RANGE_ID}"`));
     await addSpace(t.db, 'vlan42', 'tenant VLAN 42', ctx);
     const b = await register({ TYPE: 'IP4', IP: '172.16.0.0', SIZE: '256', PGIPAM_SPACE: 'vlan42' });
     expect(b.PGIPAM_SPACE).toBe('vlan42');
