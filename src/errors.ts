@@ -39,6 +39,15 @@ export function coerceError(e: unknown): IpamError {
   return new IpamError('INTERNAL', String(e));
 }
 
+// What oned shows the user of a failed action's stderr: the lines that are not log lines
+// (DriverExecHelper drops "ERROR: ", "INFO: ", "WARN: ", "DEBUG: " lines into oned.log).
+export function reasonLines(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !/^(ERROR|INFO|WARN|DEBUG):\s+/.test(l));
+}
+
 // oned reads failure text from stderr through a US-ASCII regexp: a non-ASCII byte there hides the
 // reason or kills the MAD (protocol notes §14). Lines are joined without separator (§3.1), so the
 // reason must be one line.

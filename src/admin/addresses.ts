@@ -144,15 +144,17 @@ export interface HistoryRow {
   detail: Record<string, unknown>;
 }
 
-export async function history(db: Db, f: { since?: Date; rangeId?: number; platform?: string; event?: string; address?: { rangeId: number; index: number }; limit?: number }): Promise<HistoryRow[]> {
+// address: events touching one index of a range; addressText: events recorded under that address.
+export async function history(db: Db, f: { since?: Date; rangeId?: number; platform?: string; event?: string; address?: { rangeId: number; index: number }; addressText?: string; limit?: number }): Promise<HistoryRow[]> {
   const { rows } = await db.query<{ id: string; at: Date; event: string; space: string | null; range_id: string | null; address: string | null; size: string | null; platform: string | null; request_id: string | null; actor: string; detail: Record<string, unknown> }>(
     `select h.id::text, h.at, h.event, s.name as space, h.range_id::text, h.address, h.size::text, h.platform, h.request_id, h.actor, h.detail
        from pgipam.history h left join pgipam.space s on s.id = h.space_id
       where ($1::timestamptz is null or h.at >= $1) and ($2::int8 is null or h.range_id = $2)
         and ($3::text is null or h.platform = $3) and ($4::text is null or h.event = $4)
         and ($5::int8 is null or (h.range_id = $5 and h.first_idx <= $6::int8 and h.first_idx + coalesce(h.size, 1) > $6::int8))
+        and ($8::text is null or h.address = $8)
       order by h.at desc, h.id desc limit $7`,
-    [f.since ?? null, f.rangeId ?? f.address?.rangeId ?? null, f.platform ?? null, f.event ?? null, f.address?.rangeId ?? null, f.address?.index ?? null, f.limit ?? 100],
+    [f.since ?? null, f.rangeId ?? f.address?.rangeId ?? null, f.platform ?? null, f.event ?? null, f.address?.rangeId ?? null, f.address?.index ?? null, f.limit ?? 100, f.addressText ?? null],
   );
   return rows.map((r) => ({
     id: Number(r.id), at: r.at, event: r.event, space: r.space, rangeId: r.range_id === null ? null : Number(r.range_id), address: r.address,
@@ -221,7 +223,7 @@ export async function find(db: Db, text: string): Promise<FindResult> {
         m.pool = m.pool ?? p.pool;
         m.poolReservation = p.reason;
       } else {
-        result.matches.push({ space: p.space, pool: p.pool, range: null, index: null, lease: null, poolReservation: p.reason, history: (await history(db, { limit: 20 })).filter((h) => h.address === text) });
+        result.matches.push({ space: p.space, pool: p.pool, range: null, index: null, lease: null, poolReservation: p.reason, history: await history(db, { addressText: formatAddress(family, value), limit: 20 }) });
       }
     }
   }

@@ -6,7 +6,7 @@ import { checkName } from '../names';
 import { parseCidr4, parseCidr6 } from '../address';
 import type { ActionContext } from '../allocator/context';
 import { recordHistory, spaceIdByName } from '../allocator/store';
-import { type Block, type Family, type PoolRow, blockSize, describeBlock, formatAddress, getPool, listPoolRows, lockPool, returnBlock, takeSpan } from '../allocator/pools';
+import { type Block, type Family, type PoolRow, blockSize, describeBlock, formatAddress, getPool, listPoolRows, lockPool, recordAllocations, returnBlock, takeSpan } from '../allocator/pools';
 
 export interface PoolOptions {
   space?: string;
@@ -102,13 +102,7 @@ async function addPrefix(db: Db, pool: PoolRow, p: Block): Promise<void> {
     const rLast = first + BigInt(r.size) - 1n;
     if (first < p.network || rLast > last) throw new IpamError('CONFLICT', `range ${r.id} straddles the edge of ${describeBlock(p)}; choose a prefix that contains it whole`);
     if (r.pool_id !== null) throw new IpamError('CONFLICT', `range ${r.id} already belongs to another pool`);
-    const blocks = await takeSpan(db, pool, p.family, first, rLast);
-    for (const b of blocks) {
-      await db.query(
-        `insert into pgipam.pool_allocation (range_id, pool_id, space_id, family, network, prefix_length, last) values ($1, $2, $3, $4, $5::numeric, $6, $7::numeric)`,
-        [r.id, pool.id, pool.spaceId, b.family, b.network.toString(), b.prefixLength, (b.network + blockSize(b.family, b.prefixLength) - 1n).toString()],
-      );
-    }
+    await recordAllocations(db, Number(r.id), pool, await takeSpan(db, pool, p.family, first, rLast));
     await db.query('update pgipam.address_range set pool_id = $2 where id = $1', [r.id, pool.id]);
   }
 }

@@ -10,6 +10,7 @@ import { migrate } from '../db/migrate';
 import { addPool } from '../admin/pools';
 import { checkDatabase } from '../admin/check';
 import { silentContext } from '../allocator/context';
+import { reasonLines } from '../errors';
 import { parseTemplate } from '../driver/template';
 import { startEmbeddedPostgres } from './embedded';
 import { type Attrs, EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from './oned-sim';
@@ -90,11 +91,7 @@ const OUTAGE = [
 ];
 
 function reasonOf(r: ExeResult): string {
-  return r.stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !/^(ERROR|INFO|WARN|DEBUG):\s+/.test(l))
-    .join('\n');
+  return reasonLines(r.stderr).join('\n');
 }
 
 export async function runStress(o: StressOptions): Promise<StressReport> {

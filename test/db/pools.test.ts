@@ -156,6 +156,11 @@ describe('reservations, holds, find and history', () => {
     expect(u).toEqual({ released: 1, poolReservations: 1 });
     await allocateAddress(t.db, { ar, address: { IP: '10.50.0.21', SIZE: '1' } }, ctx);
     await expect(reserve(t.db, '10.99.99.99', 'x', 'dc2', ctx)).rejects.toThrow(/in no range and no pool/);
+    // an address in the pool but in no range: its history is found by address
+    await reserve(t.db, '10.50.0.200', 'spare', 'dc2', ctx);
+    const poolOnly = await find(t.db, '10.50.0.200');
+    expect(poolOnly.matches[0]).toMatchObject({ space: 'dc2', pool: 'dc2pool', range: null, poolReservation: 'spare' });
+    expect(poolOnly.matches[0]!.history.map((h) => h.event)).toEqual(['address_reserved']);
   });
 
   it('holds freed addresses for the pool hold time', async () => {

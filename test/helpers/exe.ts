@@ -1,6 +1,7 @@
 // Runs the built action executables exactly as one_ipam.rb does: `<action> <id>`, base64 on stdin.
 import path from 'node:path';
 import { execa } from 'execa';
+import { reasonLines } from '../../src/errors';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const REMOTES = path.join(ROOT, 'remotes/ipam/pgipam');
@@ -25,10 +26,6 @@ export async function runAction(action: string, input: string, env: Record<strin
     stripFinalNewline: false,
   });
   const stderr = String(r.stderr);
-  const reason = stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !/^(ERROR|INFO|WARN|DEBUG):\s+/.test(l))
-    .join('');
+  const reason = reasonLines(stderr).join('');
   return { exitCode: r.exitCode ?? 255, stdout: String(r.stdout), stderr, reason, ms: Date.now() - started };
 }

@@ -7,7 +7,7 @@ import { decodePayload, parseActionXml } from '../../src/driver/request';
 import { ACTIONS } from '../../src/driver/actions';
 import { ACTION_NAMES, runAction } from '../../src/driver/run-action';
 import { parseTemplate } from '../../src/driver/template';
-import { IpamError } from '../../src/errors';
+import { IpamError, reasonLines } from '../../src/errors';
 import { registerAddressRange } from '../../src/allocator/actions';
 import { addPool } from '../../src/admin/pools';
 import { makeRng, seedFromEnv } from '../../src/tools/random';
@@ -78,7 +78,7 @@ describe(`fuzz (seed ${SEED}; replay with PGIPAM_FUZZ_SEED=${SEED})`, () => {
       const stdin = Readable.from([Buffer.from(c.input)]) as unknown as NodeJS.ReadStream;
       const code = await runAction(ACTIONS[action], { argv: [String(i)], env, stdin, stdout: out.stream, stderr: err.stream, onError: (e) => (error = e) });
       const stdout = out.text();
-      const reasons = err.text().split('\n').filter((l) => l && !/^(INFO|WARN|DEBUG):\s/.test(l));
+      const reasons = reasonLines(err.text());
       expect(err.text(), where).toMatch(/^[\x0a\x20-\x7e]*$/);
       if (code === 0) {
         ok++;
