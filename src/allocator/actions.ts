@@ -1,6 +1,6 @@
 // The five IPAM operations on PostgreSQL. Each runs as one transaction (withTransaction) that locks
 // the one range it touches; a failure rolls everything back, so the database is exactly as before.
-import { MAX_AR_SIZE, formatIPv4, formatIPv6, ip6Index, macIndex, parseCount, parseIPv4, parseIPv6, parseMac } from '../address';
+import { MAX_AR_SIZE, formatIPv4, formatIPv6, formatMac, parseCount, parseIPv4, parseIPv6, parseMac } from '../address';
 import { type Db, withTransaction } from '../db/client';
 import { IpamError, isIpamError } from '../errors';
 import { checkName } from '../names';
@@ -8,10 +8,12 @@ import { checkTemplateValue } from '../driver/template';
 import type { ActionRequest } from '../driver/request';
 import type { ActionContext } from './context';
 import { type RangeRow, type LeaseRow, addressAt, cutLeases, describeRange, findRangeByFirst, giveFree, leaseFirstFit, insertLease, leasesOverlapping, lockRange, overlappingRanges, rangeUsage, recordHistory, spaceIdByName, takeFree } from './store';
-import { type RangeSpec, hasIPv4, parseArType, rangeSpecFromAr, registerReply } from './range-spec';
+import { type RangeSpec, hasIPv4, hasSlaac, parseArType, rangeSpecFromAr, registerReply } from './range-spec';
+import { arSize, requestedAddress, sizeDriftHint } from './requested-address';
+import { reserveKeptAddresses } from './kept-addresses';
 import {
   type Block, type Family, type PoolRow, blockSize, carveBlock, checkPoolAccess, describeBlock, formatAddress, getPool, isUla, lockPool, poolContaining,
-  poolReservationsOverlapping, recordAllocations, releaseRangeBlocks, takeSpan,
+  recordAllocations, releaseRangeBlocks, takeSpan,
 } from './pools';
 
 export const DEFAULT_SPACE = 'default';
@@ -107,12 +109,7 @@ export async function registerAddressRange(db: Db, req: ActionRequest, ctx: Acti
     await db.query('update pgipam.address_range set attrs = $2 where id = $1', [id, JSON.stringify(reply)]);
     await db.query('insert into pgipam.free_extent (range_id, first_idx, last_idx) values ($1, 0, $2)', [id, spec.size - 1]);
     const range = (await lockRange(db, id))!;
-    for (const r of [...infrastructureAddresses(spec), ...(await poolReservedIndexes(db, range))]) {
-      for (const [f, l] of await freeParts(db, id, r.first, r.last)) {
-        await takeFree(db, id, f, l);
-        await insertLease(db, id, f, l, 'reservation', ctx, { note: r.note });
-      }
-    }
+    await reserveKeptAddresses(db, range, spec, 0, spec.size - 1, ctx);
     await recordHistory(db, ctx, {
       event: 'range_registered', spaceId, rangeId: id, firstIdx: 0, size: spec.size, address: addressAt(range, 0),
       detail: { type: spec.type, pool: pool?.name ?? null, subnets: extraReply.PGIPAM_SUBNET ?? null, attrs: reply },
@@ -234,51 +231,6 @@ function explicitSpans(spec: RangeSpec, ar: Record<string, string>): Array<{ fam
   return out;
 }
 
-// Pool reservations that fall inside a new range, as index spans of the range.
-async function poolReservedIndexes(db: Db, range: RangeRow): Promise<Array<{ first: number; last: number; note: string }>> {
-  const out: Array<{ first: number; last: number; note: string }> = [];
-  const spans: Array<{ family: Family; first: bigint }> = [];
-  if (range.ip4First !== null) spans.push({ family: 4, first: BigInt(range.ip4First) });
-  if (range.ip6First !== null) spans.push({ family: 6, first: range.ip6First });
-  for (const s of spans) {
-    const last = s.first + BigInt(range.size) - 1n;
-    for (const r of await poolReservationsOverlapping(db, range.spaceId, s.family, s.first, last)) {
-      const f = r.first > s.first ? r.first : s.first;
-      const l = r.last < last ? r.last : last;
-      out.push({ first: Number(f - s.first), last: Number(l - s.first), note: r.reason });
-    }
-  }
-  return out;
-}
-
-// The free sub-spans of [first, last] (reservations may overlap each other or leases).
-async function freeParts(db: Db, rangeId: number, first: number, last: number): Promise<Array<[number, number]>> {
-  const { rows } = await db.query<{ f: string; l: string }>(
-    `select greatest(first_idx, $2::int8)::text as f, least(last_idx, $3::int8)::text as l from pgipam.free_extent
-      where range_id = $1 and last_idx >= $2::int8 and first_idx <= $3::int8 order by first_idx`,
-    [rangeId, first, last],
-  );
-  return rows.map((r) => [Number(r.f), Number(r.l)]);
-}
-
-// Network, broadcast and gateway addresses that fall inside the range are never handed out.
-function infrastructureAddresses(spec: RangeSpec): Array<{ first: number; last: number; note: string }> {
-  const out: Array<{ first: number; last: number; note: string }> = [];
-  if (spec.ip4First === null) return out;
-  const inRange = (ip: number) => ip >= spec.ip4First! && ip < spec.ip4First! + spec.size;
-  const add = (ip: number, note: string) => {
-    const i = ip - spec.ip4First!;
-    if (inRange(ip) && !out.some((o) => o.first === i)) out.push({ first: i, last: i, note });
-  };
-  if (spec.network4 && spec.network4.prefix <= 30) {
-    const net = spec.network4.network;
-    add(net, 'network address');
-    add(net + 2 ** (32 - spec.network4.prefix) - 1, 'broadcast address');
-  }
-  if (spec.gateway4 !== null) add(spec.gateway4, 'gateway');
-  return out;
-}
-
 async function overlapError(db: Db, spaceId: number, space: string, spec: RangeSpec): Promise<IpamError> {
   const spans: Parameters<typeof overlappingRanges>[2] = {};
   if (spec.ip4First !== null) spans.ip4 = [spec.ip4First, spec.ip4First + spec.size];
@@ -319,7 +271,10 @@ async function resolveRange(db: Db, ar: Record<string, string>, mode: 'no key up
   }
   if (id === null) return null;
   const range = await lockRange(db, id, mode);
-  if (range) verifyArMatches(range, ar);
+  if (range) {
+    verifyArMatches(range, ar);
+    if (mode === 'no key update') await recordRangeMac(db, range, ar);
+  }
   return range;
 }
 
@@ -328,9 +283,53 @@ function verifyArMatches(range: RangeRow, ar: Record<string, string>): void {
   if (ar.TYPE !== undefined && ar.TYPE.toUpperCase() !== range.type) problems.push(`TYPE ${ar.TYPE} is not ${range.type}`);
   if (range.ip4First !== null && ar.IP !== undefined && parseIPv4(ar.IP, 'AR IP') !== range.ip4First) problems.push(`IP ${ar.IP} is not ${formatIPv4(range.ip4First)}`);
   if (range.ip6First !== null && ar.IP6 !== undefined && parseIPv6(ar.IP6, 'AR IP6') !== range.ip6First) problems.push(`IP6 ${ar.IP6} is not ${addressAt(range, 0)}`);
+  // oned never changes an AR's MAC once chosen, nor a SLAAC AR's prefixes (updatear refuses MAC;
+  // a prefix changed by updatear no longer describes the range pgipam holds): on ETHER and SLAAC
+  // ARs these are all that ties the AR to its range.
+  if (range.macFirst !== null && ar.MAC !== undefined && parseMac(ar.MAC, 'AR MAC') !== range.macFirst) problems.push(`MAC ${ar.MAC} is not ${formatMac(range.macFirst)}`);
+  if (hasSlaac(range.type)) {
+    for (const key of ['GLOBAL_PREFIX', 'ULA_PREFIX']) {
+      const held = range.attrs[key];
+      const sent = ar[key];
+      if (held === undefined && sent === undefined) continue;
+      if (held === undefined || sent === undefined || prefix64(sent, `AR ${key}`) !== prefix64(held, key)) problems.push(`${key} ${sent ?? '(none)'} is not ${held ?? '(none)'}`);
+    }
+  }
   if (ar.PGIPAM_SPACE !== undefined && ar.PGIPAM_SPACE !== range.spaceName) problems.push(`PGIPAM_SPACE ${ar.PGIPAM_SPACE} is not ${range.spaceName}`);
   if (problems.length) {
     throw new IpamError('RANGE_MISMATCH', `the AR does not describe pgipam ${describeRange(range)}: ${problems.join(', ')}`);
+  }
+}
+
+// The first 64 bits of a SLAAC prefix: all oned uses of it.
+function prefix64(text: string, what: string): bigint {
+  return parseIPv6(text, what) >> 64n;
+}
+
+// oned may give an AR its MAC after registration (a random one for ETHER and IPv6 ARs, MAC_PREFIX
+// + IP for IPv4): the first request that carries it records it, so that MAC lookups and the MAC
+// checks above name the same addresses from then on. Skipped, never failed: when the MAC span
+// would wrap or collide with another range's, or the range's pool is no longer granted (a free
+// must still work then).
+async function recordRangeMac(db: Db, range: RangeRow, ar: Record<string, string>): Promise<void> {
+  if (range.macFirst !== null || ar.MAC === undefined) return;
+  const mac = parseMac(ar.MAC, 'AR MAC');
+  if ((mac % 2 ** 32) + range.size > 2 ** 32) return;
+  await db.query('savepoint record_mac');
+  try {
+    const { rowCount } = await db.query(
+      `update pgipam.address_range r set mac_first = $2 where r.id = $1 and r.mac_first is null
+          and (r.pool_id is null or pgipam.pool_allowed(r.pool_id))
+          and not exists (select 1 from pgipam.address_range o where o.space_id = r.space_id and o.id <> r.id
+                           and o.mac_span && int8range($2::int8, $2::int8 + r.size))`,
+      [range.id, mac],
+    );
+    await db.query('release savepoint record_mac');
+    if (rowCount) range.macFirst = mac;
+  } catch (e) {
+    // a concurrent registration took the MAC span first, or this role may not update ranges
+    if (!['23P01', '42501'].includes((e as { code?: string }).code ?? '')) throw e;
+    await db.query('rollback to savepoint record_mac');
   }
 }
 
@@ -351,38 +350,11 @@ async function requireRange(db: Db, ar: Record<string, string>, ctx: ActionConte
 
 // oned's SIZE for the AR bounds what it will accept; a SIZE shrunk with `onevnet updatear` wins.
 function indexLimit(range: RangeRow, ar: Record<string, string>): number {
-  if (ar.SIZE === undefined || !/^\d{1,16}$/.test(ar.SIZE)) return range.size;
-  return Math.min(range.size, Number(ar.SIZE));
+  return Math.min(range.size, arSize(ar) ?? range.size);
 }
 
 function requestedCount(address: Record<string, string>): number {
   return parseCount(address.SIZE ?? '1', 'ADDRESS SIZE', 1, MAX_AR_SIZE);
-}
-
-// Index of the requested address inside the range, checked against the range's bounds.
-function requestedIndex(range: RangeRow, req: ActionRequest, count: number, limit: number): { index: number; text: string } {
-  const { ar, address } = req;
-  let index: number | null;
-  let text: string;
-  if (range.ip4First !== null && address.IP !== undefined) {
-    text = address.IP;
-    const ip = parseIPv4(address.IP, 'ADDRESS IP');
-    index = ip >= range.ip4First ? ip - range.ip4First : null;
-  } else if (range.ip6First !== null && address.IP6 !== undefined) {
-    text = address.IP6;
-    index = ip6Index(range.ip6First, parseIPv6(address.IP6, 'ADDRESS IP6'));
-  } else if (address.MAC !== undefined) {
-    text = address.MAC;
-    const base = range.macFirst ?? (ar.MAC !== undefined ? parseMac(ar.MAC, 'AR MAC') : null);
-    if (base === null) throw bad('ADDRESS has only a MAC, and the AR has no MAC to count from');
-    index = macIndex(base, parseMac(address.MAC, 'ADDRESS MAC'));
-  } else {
-    const need = range.ip4First !== null ? 'IP' : range.ip6First !== null ? 'IP6 or MAC' : 'MAC';
-    throw bad(`ADDRESS has no ${need} to ${range.ip4First !== null ? 'allocate or free' : 'work on'}`);
-  }
-  if (index === null || index >= limit) throw bad(`${text} is outside ${describeRange(range)}`);
-  if (index + count > limit) throw bad(`${text} + SIZE ${count} runs past the end of ${describeRange(range)}`);
-  return { index, text };
 }
 
 // Holds whose time is over become free again; called before looking for free space.
@@ -427,7 +399,8 @@ export async function getAddress(db: Db, req: ActionRequest, ctx: ActionContext)
     const first = await leaseFirstFit(db, range, count, limit, ctx);
     if (first === null) {
       const usage = await rangeUsage(db, range.id);
-      throw new IpamError('NO_FREE_ADDRESS', `no ${count === 1 ? 'free address' : `block of ${count} contiguous free addresses`} in ${describeRange(range)}: ${usage.used} of ${range.size} in use`);
+      const drift = sizeDriftHint(range, req.ar);
+      throw new IpamError('NO_FREE_ADDRESS', `no ${count === 1 ? 'free address' : `block of ${count} contiguous free addresses`} in ${describeRange(range)}: ${usage.used} of ${range.size} in use${drift ? `; ${drift}` : ''}`);
     }
     const ip = formatIPv4(range.ip4First! + first);
     ctx.log(`leased ${ip}${count > 1 ? ` + ${count - 1}` : ''} from range ${range.id}`);
@@ -446,7 +419,7 @@ export async function allocateAddress(db: Db, req: ActionRequest, ctx: ActionCon
   const count = requestedCount(req.address);
   return withTransaction(db, async () => {
     const range = await requireRange(db, req.ar, ctx);
-    const { index, text } = requestedIndex(range, req, count, indexLimit(range, req.ar));
+    const { index, text } = requestedAddress(range, req.ar, req.address, count, indexLimit(range, req.ar));
     const last = index + count - 1;
     await releaseExpiredHolds(db, range);
     let wasHeld = false;
@@ -488,8 +461,11 @@ export async function freeAddress(db: Db, req: ActionRequest, ctx: ActionContext
       ctx.log('no pgipam range for this AR; nothing to free');
       return { rangeId: null, freed: 0 };
     }
-    const { index, text } = requestedIndex(range, req, count, range.size);
+    // An address beyond pgipam's range inside an AR that oned grew was never handed out here:
+    // freeing it finds nothing, and succeeds (a failed free would keep oned's lease forever).
+    const { index, text } = requestedAddress(range, req.ar, req.address, count, Math.max(range.size, arSize(req.ar) ?? 0));
     const last = index + count - 1;
+    if (last >= range.size) ctx.log(`${text} lies beyond the ${range.size} addresses of range ${range.id}: ${sizeDriftHint(range, req.ar) ?? 'nothing to free there'}`);
     const leases = await leasesOverlapping(db, range.id, index, last);
     const freeable = leases.filter((l) => l.kind === 'lease' || l.kind === 'allocation');
     if (leases.some((l) => l.kind === 'reservation')) ctx.log(`${text} is reserved by an operator; the reservation stays`);

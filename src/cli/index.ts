@@ -13,6 +13,8 @@ import { type PoolInfo, addPool, listPools, poolInfo, removePool, setPool } from
 import { addPlatform, applyDriverGrants, grantPool, listPlatforms } from '../admin/platforms';
 import { find, history, pruneHistory, reserve, unreserve } from '../admin/addresses';
 import { checkDatabase } from '../admin/check';
+import { resizeRange } from '../admin/range-resize';
+import { MAX_AR_SIZE } from '../address';
 import { getPool } from '../allocator/pools';
 import { printTable, utilisationBar } from './print';
 
@@ -238,6 +240,17 @@ export function buildCli(argv: string[]): Argv {
           const r = await withDb((db, ctx) => removeRange(db, args.id, args.force, ctx));
           out(args, r, () => write(`removed range ${args.id} (released ${r.released} addresses)\n`));
         })
+        .command(
+          'resize <id>',
+          'make a range as large as its AR again after "onevnet updatear" changed the AR\'s SIZE (oned does not tell the driver); refused when it would overlap another range or cut leases',
+          (y2) => y2.positional('id', { type: 'number', demandOption: true }).option('size', { type: 'number', demandOption: true, describe: 'the SIZE the AR has in OpenNebula (onevnet show)' }),
+          async (args) => {
+            if (!Number.isInteger(args.id) || args.id < 1) throw new IpamError('BAD_REQUEST', `range id must be a positive whole number, got "${args.id}"`);
+            if (!Number.isInteger(args.size) || args.size < 1 || args.size > MAX_AR_SIZE) throw new IpamError('BAD_REQUEST', `--size must be a whole number from 1 to ${MAX_AR_SIZE}, got "${args.size}"`);
+            const r = await withDb((db, ctx) => resizeRange(db, args.id, args.size, ctx));
+            out(args, r, () => write(r.from === r.to ? `range ${r.rangeId} already has ${r.to} addresses\n` : `resized range ${r.rangeId} from ${r.from} to ${r.to} addresses\n`));
+          },
+        )
         .demandCommand(1, 'name a range command'),
     )
     .command('lease <command>', 'leases, allocations, reservations and holds', (y) =>

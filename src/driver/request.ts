@@ -6,6 +6,7 @@ import { IpamError } from '../errors';
 
 export const MAX_INPUT_BYTES = 4 * 1024 * 1024;
 const MAX_DEPTH = 4; // IPAM_DRIVER_ACTION_DATA > AR > KEY > text is all oned ever sends
+const CDATA = '#cdata';
 
 export interface ActionRequest {
   // AR attributes, keys upper-cased, values trimmed strings (CDATA unwrapped).
@@ -35,17 +36,47 @@ export function decodePayload(payload: string): string {
   return xml.trim();
 }
 
+// Ordered output keeps text and CDATA apart: oned wraps every stored value in CDATA (taken as
+// is), while people and other tools write XML's predefined entities in plain text (decoded).
 const parser = new XMLParser({
   ignoreAttributes: true,
   parseTagValue: false, // every value stays a string until validated
   parseAttributeValue: false,
-  processEntities: false, // no entity expansion of any kind
+  processEntities: false, // entities are decoded below, in text only, the five predefined and &#n;
   htmlEntities: false,
-  trimValues: true,
+  trimValues: false,
   ignoreDeclaration: true,
   ignorePiTags: true,
   commentPropName: false,
+  preserveOrder: true,
+  cdataPropName: CDATA,
 });
+
+type Node = Record<string, unknown>;
+
+const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', apos: "'", quot: '"' };
+
+// Decodes XML's predefined entities and numeric character references in a text node; any other
+// reference would need a DTD, which is refused.
+export function decodeXmlText(text: string, where: string): string {
+  return text.replace(/&([^;&\s]{0,12});/g, (ref, name: string) => {
+    if (name in PREDEFINED) return PREDEFINED[name]!;
+    const m = /^#(?:x([0-9A-Fa-f]{1,6})|([0-9]{1,7}))$/.exec(name);
+    const code = m ? (m[1] !== undefined ? parseInt(m[1], 16) : Number(m[2])) : NaN;
+    if (!m || code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
+      throw bad(`${where} contains ${ref.slice(0, 20)}, which is not a character XML allows without a DTD`);
+    }
+    return String.fromCodePoint(code);
+  });
+}
+
+function children(node: Node, name: string): Node[] {
+  return node[name] as Node[];
+}
+
+function elementName(node: Node): string | undefined {
+  return Object.keys(node).find((k) => k !== ':@');
+}
 
 // Parses the XML text into AR and ADDRESS maps, refusing anything oned would never send.
 export function parseActionXml(xml: string): ActionRequest {
@@ -61,43 +92,62 @@ export function parseActionXml(xml: string): ActionRequest {
   }
   const valid = XMLValidator.validate(xml);
   if (valid !== true) throw bad(`request is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
-  let doc: Record<string, unknown>;
+  let doc: Node[];
   try {
-    doc = parser.parse(xml) as Record<string, unknown>;
+    doc = parser.parse(xml) as Node[];
   } catch (e) {
     // the parser is stricter than the validator in places (e.g. a stray "<!")
     throw bad(`request is not well-formed XML: ${(e as Error).message.split('\n')[0]!.slice(0, 120)}`);
   }
-  const rootNames = Object.keys(doc);
-  if (rootNames.length !== 1 || rootNames[0] !== 'IPAM_DRIVER_ACTION_DATA') {
+  const roots = doc.filter((n) => !isBlankText(n));
+  if (roots.length !== 1 || elementName(roots[0]!) !== 'IPAM_DRIVER_ACTION_DATA') {
     throw bad('request root element must be IPAM_DRIVER_ACTION_DATA');
   }
-  const root = doc.IPAM_DRIVER_ACTION_DATA;
-  if (root === '' || root === undefined) throw bad('request has no AR element');
-  if (typeof root !== 'object' || root === null || Array.isArray(root)) throw bad('IPAM_DRIVER_ACTION_DATA must contain AR and ADDRESS elements');
-  const r = root as Record<string, unknown>;
-  for (const k of Object.keys(r)) {
+  const parts: Partial<Record<'AR' | 'ADDRESS', Node[]>> = {};
+  for (const n of children(roots[0]!, 'IPAM_DRIVER_ACTION_DATA')) {
+    if (isBlankText(n)) continue;
+    const k = elementName(n);
+    if (k === '#text' || k === CDATA) throw bad('IPAM_DRIVER_ACTION_DATA must contain AR and ADDRESS elements, not text');
     if (k !== 'AR' && k !== 'ADDRESS') throw bad(`unexpected element IPAM_DRIVER_ACTION_DATA/${k}`);
+    if (parts[k]) throw bad(`request has more than one ${k} element`);
+    parts[k] = children(n, k);
   }
-  if (r.AR === undefined) throw bad('request has no AR element');
-  return { ar: leafMap(r.AR, 'AR'), address: r.ADDRESS === undefined ? {} : leafMap(r.ADDRESS, 'ADDRESS') };
+  if (!parts.AR) throw bad('request has no AR element');
+  return { ar: leafMap(parts.AR, 'AR'), address: parts.ADDRESS ? leafMap(parts.ADDRESS, 'ADDRESS') : {} };
 }
 
-function leafMap(node: unknown, name: string): Record<string, string> {
-  if (Array.isArray(node)) throw bad(`request has more than one ${name} element`);
-  if (node === '') return {};
-  if (typeof node !== 'object' || node === null) throw bad(`${name} must contain attribute elements, not text`);
+function isBlankText(n: Node): boolean {
+  return elementName(n) === '#text' && String(n['#text']).trim() === '';
+}
+
+function leafMap(nodes: Node[], name: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+  const seen = new Set<string>();
+  for (const n of nodes) {
+    if (isBlankText(n)) continue;
+    const key = elementName(n)!;
+    if (key === '#text' || key === CDATA) throw bad(`${name} must contain attribute elements, not text`);
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(key)) throw bad(`${name} has an attribute with an invalid name: ${key.slice(0, 40)}`);
     const upper = key.toUpperCase();
-    if (Array.isArray(value)) throw bad(`${name}/${upper} appears more than once`);
-    if (typeof value !== 'string') throw bad(`${name}/${upper} must be a text value`);
-    if (upper in out) throw bad(`${name}/${upper} appears more than once`);
+    if (seen.has(upper)) throw bad(`${name}/${upper} appears more than once`);
+    seen.add(upper);
+    const value = textOf(children(n, key), `${name}/${upper}`).trim();
     if (value === '') continue; // oned drops empty attributes; register's <ADDRESS> is all empty tags
     out[upper] = value;
   }
   return out;
+}
+
+// The text of a leaf element: its text nodes (entities decoded) and CDATA sections (as they are), in order.
+function textOf(nodes: Node[], where: string): string {
+  let text = '';
+  for (const n of nodes) {
+    const k = elementName(n);
+    if (k === '#text') text += decodeXmlText(String(n['#text']), where);
+    else if (k === CDATA) text += children(n, CDATA).map((c) => String(c['#text'] ?? '')).join('');
+    else throw bad(`${where} must be a text value`);
+  }
+  return text;
 }
 
 // Decides where the payload is and returns it with the request id used in log lines.

@@ -1,6 +1,7 @@
-// Builds IPAM requests the way oned does (protocol notes §4.1), for the demo, the tests, the
-// benchmark and the stress run: form (a) is VectorAttribute::to_xml (every key in byte order, CDATA),
-// form (b) is AddressRange::to_xml (no ALLOCATED, plus MAC_END/IP_END/... and USED_LEASES).
+// Builds IPAM requests the way oned does (protocol notes §4.1, checked against what a real oned
+// 7.5.80 sent: test/fixtures/oned/requests), for the demo, the tests, the benchmark and the stress
+// run: form (a) is VectorAttribute::to_xml (every key in byte order, CDATA), form (b) is
+// AddressRange::to_xml (no ALLOCATED, plus MAC_END/IP_END/IP6_GLOBAL/... and USED_LEASES).
 import { formatIPv4, formatIPv6, formatMac, ip6AtIndex, macAtIndex, parseIPv4, parseIPv6, parseMac } from '../address';
 
 export type Attrs = Record<string, string>;
@@ -20,17 +21,46 @@ export function arXmlFormB(ar: Attrs, usedLeases = 0): string {
   let xml = keys.map((k) => `<${k}>${cdata(ar[k]!)}</${k}>`).join('');
   const size = Number(ar.SIZE);
   const type = (ar.TYPE ?? '').toUpperCase();
-  if (ar.MAC) xml += `<MAC_END>${cdata(formatMac(macAtIndex(parseMac(ar.MAC), size - 1)))}</MAC_END>`;
-  if (['IP4', 'IP4_6', 'IP4_6_STATIC'].includes(type) && ar.IP) xml += `<IP_END>${cdata(formatIPv4(parseIPv4(ar.IP) + size - 1))}</IP_END>`;
-  if (['IP6_STATIC', 'IP4_6_STATIC'].includes(type) && ar.IP6) xml += `<IP6_END>${cdata(formatIPv6(ip6AtIndex(parseIPv6(ar.IP6), size - 1)))}</IP6_END>`;
+  const el = (k: string, v: string) => `<${k}>${cdata(v)}</${k}>`;
+  if (ar.MAC) xml += el('MAC_END', formatMac(macAtIndex(parseMac(ar.MAC), size - 1)));
+  if (IPV4_TYPES.includes(type) && ar.IP) xml += el('IP_END', formatIPv4(parseIPv4(ar.IP) + size - 1));
+  if (SLAAC_TYPES.includes(type) && ar.MAC) {
+    for (const [key, prefix] of [['IP6_ULA', ar.ULA_PREFIX], ['IP6_GLOBAL', ar.GLOBAL_PREFIX]] as const) {
+      if (!prefix) continue;
+      xml += el(key, slaacAddress(prefix, parseMac(ar.MAC))) + el(`${key}_END`, slaacAddress(prefix, macAtIndex(parseMac(ar.MAC), size - 1)));
+    }
+  }
+  if (STATIC6_TYPES.includes(type) && ar.IP6) xml += el('IP6_END', formatIPv6(ip6AtIndex(parseIPv6(ar.IP6), size - 1)));
   xml += `<USED_LEASES>${usedLeases}</USED_LEASES>`;
   return `<AR>${xml}</AR>`;
 }
 
+const IPV4_TYPES = ['IP4', 'IP4_6', 'IP4_6_STATIC'];
+const SLAAC_TYPES = ['IP6', 'IP4_6'];
+const STATIC6_TYPES = ['IP6_STATIC', 'IP4_6_STATIC'];
+
+// The SLAAC address oned derives from a /64 prefix and a MAC (modified EUI-64).
+function slaacAddress(prefix: string, mac: number): string {
+  const m = BigInt(mac);
+  const eui = (((m >> 24n) ^ 0x020000n) << 40n) | (0xfffen << 24n) | (m & 0xffffffn);
+  return formatIPv6(((parseIPv6(prefix) >> 64n) << 64n) | eui);
+}
+
 export const EMPTY_ADDRESS = '<ADDRESS><MAC/><IP/><IP6_GLOBAL/><IP6_ULA/><IP6/><SIZE/></ADDRESS>';
 
-export function addressXml(a: { mac?: string; ip?: string; ip6?: string; size: number }): string {
-  return `<ADDRESS>${a.mac ? `<MAC>${a.mac}</MAC>` : ''}${a.ip ? `<IP>${a.ip}</IP>` : ''}${a.ip6 ? `<IP6>${a.ip6}</IP6>` : ''}<SIZE>${a.size}</SIZE></ADDRESS>`;
+export interface SimAddress {
+  mac?: string;
+  ip?: string;
+  ip6Ula?: string;
+  ip6Global?: string;
+  ip6?: string;
+  size: number;
+}
+
+// addr_to_xml's element order: MAC, IP, IP6_ULA, IP6_GLOBAL, IP6, SIZE; plain text, no CDATA.
+export function addressXml(a: SimAddress): string {
+  const el = (k: string, v: string | undefined) => (v === undefined || v === '' ? '' : `<${k}>${v}</${k}>`);
+  return `<ADDRESS>${el('MAC', a.mac)}${el('IP', a.ip)}${el('IP6_ULA', a.ip6Ula)}${el('IP6_GLOBAL', a.ip6Global)}${el('IP6', a.ip6)}<SIZE>${a.size}</SIZE></ADDRESS>`;
 }
 
 export function actionData(arXml: string, addrXml: string): string {
@@ -53,11 +83,20 @@ export function storedAr(reply: Attrs, arId: number, macPrefix = '02:00'): Attrs
   return ar;
 }
 
-// The ADDRESS oned computes from an index (addr_to_xml): MAC always, IP for IPv4 ARs, IP6 for static.
-export function addressForIndex(ar: Attrs, index: number, size: number): { mac: string; ip?: string; ip6?: string; size: number } {
-  const out: { mac: string; ip?: string; ip6?: string; size: number } = { mac: formatMac(macAtIndex(parseMac(ar.MAC!), index)), size };
+// The ADDRESS oned computes from an index (addr_to_xml): MAC always, IP for IPv4 ARs, IP6_ULA and
+// IP6_GLOBAL for SLAAC ARs with a prefix, IP6 for static IPv6 ARs. OpenNebula 7.5.80 writes every
+// IPv6 field as "0" (the integer result of its formatting call; oned-samples/requests/18); pass
+// { fixedOned: true } for what an oned without that bug (or a person) sends.
+export function addressForIndex(ar: Attrs, index: number, size: number, o: { fixedOned?: boolean } = {}): SimAddress & { mac: string } {
+  const mac = macAtIndex(parseMac(ar.MAC!), index);
+  const out: SimAddress & { mac: string } = { mac: formatMac(mac), size };
   const type = (ar.TYPE ?? '').toUpperCase();
-  if (['IP4', 'IP4_6', 'IP4_6_STATIC'].includes(type)) out.ip = formatIPv4(parseIPv4(ar.IP!) + index);
-  if (['IP6_STATIC', 'IP4_6_STATIC'].includes(type)) out.ip6 = formatIPv6(ip6AtIndex(parseIPv6(ar.IP6!), index));
+  const v6 = (text: () => string) => (o.fixedOned ? text() : '0');
+  if (IPV4_TYPES.includes(type)) out.ip = formatIPv4(parseIPv4(ar.IP!) + index);
+  if (SLAAC_TYPES.includes(type)) {
+    if (ar.ULA_PREFIX) out.ip6Ula = v6(() => slaacAddress(ar.ULA_PREFIX!, mac));
+    if (ar.GLOBAL_PREFIX) out.ip6Global = v6(() => slaacAddress(ar.GLOBAL_PREFIX!, mac));
+  }
+  if (STATIC6_TYPES.includes(type)) out.ip6 = v6(() => formatIPv6(ip6AtIndex(parseIPv6(ar.IP6!), index)));
   return out;
 }

@@ -1,0 +1,73 @@
+// Addresses a range keeps out of allocation from the moment it holds them: its network, broadcast
+// and gateway addresses, and the pool reservations that fall inside it. Register applies them to a
+// new range, `pgipam range resize` to the part a range grows by.
+import type { Db } from '../db/client';
+import type { ActionContext } from './context';
+import { type Family, poolReservationsOverlapping } from './pools';
+import type { RangeSpec } from './range-spec';
+import { type RangeRow, insertLease, takeFree } from './store';
+
+interface Kept {
+  first: number;
+  last: number;
+  note: string;
+}
+
+// Reserves, in [from, to] of the range, every kept address that is still free.
+export async function reserveKeptAddresses(db: Db, range: RangeRow, spec: RangeSpec, from: number, to: number, ctx: ActionContext): Promise<void> {
+  for (const r of [...infrastructureAddresses(spec), ...(await poolReservedIndexes(db, range))]) {
+    const first = Math.max(r.first, from);
+    const last = Math.min(r.last, to);
+    if (first > last) continue;
+    for (const [f, l] of await freeParts(db, range.id, first, last)) {
+      await takeFree(db, range.id, f, l);
+      await insertLease(db, range.id, f, l, 'reservation', ctx, { note: r.note });
+    }
+  }
+}
+
+// Pool reservations that fall inside a new range, as index spans of the range.
+async function poolReservedIndexes(db: Db, range: RangeRow): Promise<Kept[]> {
+  const out: Kept[] = [];
+  const spans: Array<{ family: Family; first: bigint }> = [];
+  if (range.ip4First !== null) spans.push({ family: 4, first: BigInt(range.ip4First) });
+  if (range.ip6First !== null) spans.push({ family: 6, first: range.ip6First });
+  for (const s of spans) {
+    const last = s.first + BigInt(range.size) - 1n;
+    for (const r of await poolReservationsOverlapping(db, range.spaceId, s.family, s.first, last)) {
+      const f = r.first > s.first ? r.first : s.first;
+      const l = r.last < last ? r.last : last;
+      out.push({ first: Number(f - s.first), last: Number(l - s.first), note: r.reason });
+    }
+  }
+  return out;
+}
+
+// The free sub-spans of [first, last] (reservations may overlap each other or leases).
+async function freeParts(db: Db, rangeId: number, first: number, last: number): Promise<Array<[number, number]>> {
+  const { rows } = await db.query<{ f: string; l: string }>(
+    `select greatest(first_idx, $2::int8)::text as f, least(last_idx, $3::int8)::text as l from pgipam.free_extent
+      where range_id = $1 and last_idx >= $2::int8 and first_idx <= $3::int8 order by first_idx`,
+    [rangeId, first, last],
+  );
+  return rows.map((r) => [Number(r.f), Number(r.l)]);
+}
+
+// Network, broadcast and gateway addresses that fall inside the range are never handed out.
+function infrastructureAddresses(spec: RangeSpec): Kept[] {
+  const out: Kept[] = [];
+  if (spec.ip4First === null) return out;
+  const inRange = (ip: number) => ip >= spec.ip4First! && ip < spec.ip4First! + spec.size;
+  const add = (ip: number, note: string) => {
+    const i = ip - spec.ip4First!;
+    if (inRange(ip) && !out.some((o) => o.first === i)) out.push({ first: i, last: i, note });
+  };
+  if (spec.network4 && spec.network4.prefix <= 30) {
+    const net = spec.network4.network;
+    add(net, 'network address');
+    add(net + 2 ** (32 - spec.network4.prefix) - 1, 'broadcast address');
+  }
+  if (spec.gateway4 !== null) add(spec.gateway4, 'gateway');
+  return out;
+}
+
