@@ -87,7 +87,7 @@ export async function resizeRange(db: Db, id: number, size: number, ctx: ActionC
     }
     // The schema refuses a size change that the transaction did not announce (migration 3).
     await db.query(`select set_config('pgipam.resize_range', $1, true)`, [String(id)]);
-    await db.query(`update pgipam.address_range set size = $2, attrs = jsonb_set(attrs, '{SIZE}', to_jsonb($2::text)) where id = $1`, [id, size]);
+    await db.query(`update pgipam.address_range set size = $2::int8, attrs = jsonb_set(attrs, '{SIZE}', to_jsonb($2::int8::text)) where id = $1`, [id, size]);
     if (size > from) {
       await giveFree(db, id, from, size - 1);
       await reserveKeptAddresses(db, { ...range, size }, spec, from, size - 1, ctx);
