@@ -80,7 +80,7 @@ export async function reserve(db: Db, target: string, reason: string, space: str
       await cutLeases(db, range.id, old, first, last);
       for (const l of old) await giveFree(db, range.id, Math.max(l.firstIdx, first), Math.min(l.lastIdx, last));
       if (!(await takeFree(db, range.id, first, last))) throw new IpamError('INTERNAL', `free space of range ${range.id} is inconsistent`);
-      await insertLease(db, range.id, first, last, 'reservation', ctx, { note: reason });
+      await insertLease(db, range.id, first, last, 'reservation', ctx, { note: reason, operator: true });
       await recordHistory(db, ctx, { event: 'address_reserved', spaceId, rangeId: range.id, firstIdx: first, size: last - first + 1, address: addressAt(range, first), detail: { reason } });
       result.inRanges.push({ rangeId: range.id, count: last - first + 1 });
     }

@@ -11,14 +11,20 @@ import { getPool } from '../allocator/pools';
 
 export const DRIVER_GROUP = 'pgipam_driver';
 
-// What the actions need and nothing more: no DDL, no pool changes, history append-only.
+// What the actions need and nothing more: no DDL, no pool changes, history append-only. Pool
+// free space and subnets change only through the database functions of migration 4.
 export const DRIVER_GRANTS = [
   `grant usage on schema pgipam to ${DRIVER_GROUP}`,
   `grant select on pgipam.space, pgipam.migration, pgipam.platform to ${DRIVER_GROUP}`,
-  `grant select, insert, update, delete on pgipam.address_range, pgipam.lease, pgipam.free_extent, pgipam.pool_free_block, pgipam.pool_allocation to ${DRIVER_GROUP}`,
-  `grant select on pgipam.pool, pgipam.pool_prefix, pgipam.pool_reservation, pgipam.pool_grant to ${DRIVER_GROUP}`,
+  `grant select, insert, update, delete on pgipam.address_range, pgipam.lease, pgipam.free_extent to ${DRIVER_GROUP}`,
+  `grant select on pgipam.pool, pgipam.pool_prefix, pgipam.pool_reservation, pgipam.pool_grant, pgipam.pool_allocation, pgipam.pool_free_block to ${DRIVER_GROUP}`,
+  `revoke insert, update, delete on pgipam.pool_free_block, pgipam.pool_allocation from ${DRIVER_GROUP}`,
   `grant select, insert on pgipam.history to ${DRIVER_GROUP}`,
   `grant usage on all sequences in schema pgipam to ${DRIVER_GROUP}`,
+  `grant execute on function pgipam.pool_covering(bigint, integer, numeric, numeric), pgipam.pool_check_use(bigint),
+     pgipam.pool_take_block(bigint, integer, integer), pgipam.pool_take_span(bigint, integer, numeric, numeric, boolean),
+     pgipam.pool_assign(bigint), pgipam.pool_release_range(bigint), pgipam.range_reserve_pool_reservations(bigint, bigint, bigint, text)
+     to ${DRIVER_GROUP}`,
 ];
 
 function quoteIdent(name: string): string {

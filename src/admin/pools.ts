@@ -6,7 +6,7 @@ import { checkName } from '../names';
 import { parseCidr4, parseCidr6 } from '../address';
 import type { ActionContext } from '../allocator/context';
 import { recordHistory, spaceIdByName } from '../allocator/store';
-import { type Block, type Family, type PoolRow, blockSize, describeBlock, formatAddress, getPool, listPoolRows, lockPool, recordAllocations, returnBlock, takeSpan } from '../allocator/pools';
+import { type Block, type Family, type PoolRow, blockSize, describeBlock, formatAddress, getPool, listPoolRows, lockPool, assignSubnets, returnBlock, takeSpan } from '../allocator/pools';
 
 export interface PoolOptions {
   space?: string;
@@ -102,7 +102,8 @@ async function addPrefix(db: Db, pool: PoolRow, p: Block): Promise<void> {
     const rLast = first + BigInt(r.size) - 1n;
     if (first < p.network || rLast > last) throw new IpamError('CONFLICT', `range ${r.id} straddles the edge of ${describeBlock(p)}; choose a prefix that contains it whole`);
     if (r.pool_id !== null) throw new IpamError('CONFLICT', `range ${r.id} already belongs to another pool`);
-    await recordAllocations(db, Number(r.id), pool, await takeSpan(db, pool, p.family, first, rLast));
+    await takeSpan(db, pool, p.family, first, rLast);
+    await assignSubnets(db, Number(r.id));
     await db.query('update pgipam.address_range set pool_id = $2 where id = $1', [r.id, pool.id]);
   }
 }
@@ -134,7 +135,7 @@ export async function setPool(db: Db, name: string, o: PoolChange, ctx: ActionCo
       const { rowCount } = await db.query('select 1 from pgipam.pool_prefix where pool_id = $1 and family = $2 and network = $3::numeric and prefix_length = $4', [pool.id, p.family, p.network.toString(), p.prefixLength]);
       if (!rowCount) throw new IpamError('NOT_FOUND', `pool "${name}" has no prefix ${describeBlock(p)}`);
       // Only a prefix with nothing carved from it can go: taking all of it out of the free space proves that.
-      await takeSpan(db, pool, p.family, p.network, p.network + blockSize(p.family, p.prefixLength) - 1n).catch((e) => {
+      await takeSpan(db, pool, p.family, p.network, p.network + blockSize(p.family, p.prefixLength) - 1n, { pending: false }).catch((e) => {
         throw new IpamError('CONFLICT', `cannot remove ${describeBlock(p)} from pool "${name}": ${(e as Error).message}`);
       });
       await db.query('delete from pgipam.pool_prefix where pool_id = $1 and family = $2 and network = $3::numeric', [pool.id, p.family, p.network.toString()]);

@@ -13,7 +13,7 @@ import { arSize, requestedAddress, sizeDriftHint } from './requested-address';
 import { reserveKeptAddresses } from './kept-addresses';
 import {
   type Block, type Family, type PoolRow, blockSize, carveBlock, checkPoolAccess, describeBlock, formatAddress, getPool, isUla, lockPool, poolContaining,
-  recordAllocations, releaseRangeBlocks, takeSpan,
+  assignSubnets, releaseRangeBlocks, takeSpan,
 } from './pools';
 
 export const DEFAULT_SPACE = 'default';
@@ -70,7 +70,7 @@ export async function registerAddressRange(db: Db, req: ActionRequest, ctx: Acti
       // An explicit range inside a pool takes its block out of the pool (refused when taken).
       const inPools: Array<{ pool: PoolRow; span: ReturnType<typeof explicitSpans>[number] }> = [];
       for (const span of explicitSpans(spec, attrs)) {
-        const p = await poolContaining(db, spaceId, span.family, span.first, span.last);
+        const p = await poolContaining(db, spaceId, span.family, span.first, span.last, ctx.platform);
         if (p) inPools.push({ pool: p, span });
       }
       // pools are locked in id order, so two registrations never wait for each other in a cycle
@@ -102,7 +102,7 @@ export async function registerAddressRange(db: Db, req: ActionRequest, ctx: Acti
       await db.query('rollback to savepoint register');
       throw await overlapError(db, spaceId, space, spec);
     }
-    for (const t of taken) await recordAllocations(db, id, t.pool, t.blocks);
+    if (taken.length) await assignSubnets(db, id);
     const reply = { ...registerReply(attrs, spec, { ipamMad, rangeId: String(id), space }), ...extraReply };
     reply.PGIPAM_RANGE_ID = String(id);
     for (const [k, v] of Object.entries(reply)) checkTemplateValue(k, v);
@@ -256,7 +256,9 @@ async function overlapError(db: Db, spaceId: number, space: string, spec: RangeS
 
 // oned never sends the network id; the range is found by the PGIPAM_RANGE_ID that register put in
 // the AR, or else by the AR's first address in its space. The AR must still describe that range.
-async function resolveRange(db: Db, ar: Record<string, string>, mode: 'no key update' | 'update'): Promise<RangeRow | null> {
+// A range of another platform is not there for this one: row-level security hides it from a
+// platform's own role, and this check does the same for front-ends connected as the schema owner.
+async function resolveRange(db: Db, ar: Record<string, string>, mode: 'no key update' | 'update', platform: string): Promise<RangeRow | null> {
   let id: number | null;
   if (ar.PGIPAM_RANGE_ID !== undefined) {
     if (!/^\d{1,15}$/.test(ar.PGIPAM_RANGE_ID)) throw bad(`AR PGIPAM_RANGE_ID "${ar.PGIPAM_RANGE_ID}" is not a range id`);
@@ -271,6 +273,7 @@ async function resolveRange(db: Db, ar: Record<string, string>, mode: 'no key up
   }
   if (id === null) return null;
   const range = await lockRange(db, id, mode);
+  if (range && range.platform !== platform) return null;
   if (range) {
     verifyArMatches(range, ar);
     if (mode === 'no key update') await recordRangeMac(db, range, ar);
@@ -336,7 +339,7 @@ async function recordRangeMac(db: Db, range: RangeRow, ar: Record<string, string
 // The range an address is leased or allocated from. A range carved from a pool that this platform
 // may no longer use (its grant was revoked) hands out nothing more; freeing stays possible.
 async function requireRange(db: Db, ar: Record<string, string>, ctx: ActionContext): Promise<RangeRow> {
-  const range = await resolveRange(db, ar, 'no key update');
+  const range = await resolveRange(db, ar, 'no key update', ctx.platform);
   if (!range) {
     const what = ar.PGIPAM_RANGE_ID !== undefined ? `range ${ar.PGIPAM_RANGE_ID}` : `a range starting at ${ar.IP ?? ar.IP6 ?? ar.MAC}`;
     throw new IpamError('RANGE_NOT_FOUND', `pgipam has no ${what} for platform "${ctx.platform}": the AR was unregistered, never registered through pgipam, or belongs to another platform`);
@@ -455,7 +458,7 @@ export interface FreeResult {
 export async function freeAddress(db: Db, req: ActionRequest, ctx: ActionContext): Promise<FreeResult> {
   const count = requestedCount(req.address);
   return withTransaction(db, async () => {
-    const range = await resolveRange(db, req.ar, 'no key update');
+    const range = await resolveRange(db, req.ar, 'no key update', ctx.platform);
     if (!range) {
       // oned keeps a lease whose free fails, forever; an address of a range we do not hold is free.
       ctx.log('no pgipam range for this AR; nothing to free');
@@ -481,7 +484,7 @@ export async function freeAddress(db: Db, req: ActionRequest, ctx: ActionContext
       const la = Math.min(l.lastIdx, last);
       freed += la - f + 1;
       if (holdSecs > 0) {
-        await insertLease(db, range.id, f, la, 'hold', ctx, { heldUntil: new Date(Date.now() + holdSecs * 1000), note: `freed from ${l.kind}` });
+        await insertLease(db, range.id, f, la, 'hold', ctx, { holdSeconds: holdSecs, note: `freed from ${l.kind}` });
       } else {
         await giveFree(db, range.id, f, la);
       }
@@ -505,7 +508,7 @@ export async function unregisterAddressRange(db: Db, req: ActionRequest, ctx: Ac
   return withTransaction(db, async () => {
     let range: RangeRow | null;
     try {
-      range = await resolveRange(db, req.ar, 'update');
+      range = await resolveRange(db, req.ar, 'update', ctx.platform);
     } catch (e) {
       // An AR in a space that no longer exists cannot have a range left.
       if (isIpamError(e, 'SPACE_NOT_FOUND')) range = null;
@@ -517,11 +520,12 @@ export async function unregisterAddressRange(db: Db, req: ActionRequest, ctx: Ac
     }
     const usage = await rangeUsage(db, range.id);
     const blocks = await releaseRangeBlocks(db, range.id);
-    await db.query('delete from pgipam.address_range where id = $1', [range.id]);
+    // recorded while the range exists: a platform writes history only about its own ranges
     await recordHistory(db, ctx, {
       event: 'range_unregistered', spaceId: range.spaceId, rangeId: range.id, firstIdx: 0, size: range.size, address: addressAt(range, 0),
       detail: { released: usage.byKind, returned_to_pool: blocks.map(describeBlock) },
     });
+    await db.query('delete from pgipam.address_range where id = $1', [range.id]);
     ctx.log(`unregistered ${describeRange(range)}; released ${usage.used} leased, reserved or held addresses`);
     return { rangeId: range.id, released: usage.used };
   });

@@ -1,9 +1,10 @@
 // Addresses a range keeps out of allocation from the moment it holds them: its network, broadcast
 // and gateway addresses, and the pool reservations that fall inside it. Register applies them to a
-// new range, `pgipam range resize` to the part a range grows by.
+// new range, `pgipam range resize` to the part a range grows by. Pool reservations are found and
+// reserved by the database (migration 4) past row-level security, as operator-owned leases that
+// the range's platform cannot delete.
 import type { Db } from '../db/client';
 import type { ActionContext } from './context';
-import { type Family, poolReservationsOverlapping } from './pools';
 import type { RangeSpec } from './range-spec';
 import { type RangeRow, insertLease, takeFree } from './store';
 
@@ -15,7 +16,7 @@ interface Kept {
 
 // Reserves, in [from, to] of the range, every kept address that is still free.
 export async function reserveKeptAddresses(db: Db, range: RangeRow, spec: RangeSpec, from: number, to: number, ctx: ActionContext): Promise<void> {
-  for (const r of [...infrastructureAddresses(spec), ...(await poolReservedIndexes(db, range))]) {
+  for (const r of infrastructureAddresses(spec)) {
     const first = Math.max(r.first, from);
     const last = Math.min(r.last, to);
     if (first > last) continue;
@@ -24,23 +25,7 @@ export async function reserveKeptAddresses(db: Db, range: RangeRow, spec: RangeS
       await insertLease(db, range.id, f, l, 'reservation', ctx, { note: r.note });
     }
   }
-}
-
-// Pool reservations that fall inside a new range, as index spans of the range.
-async function poolReservedIndexes(db: Db, range: RangeRow): Promise<Kept[]> {
-  const out: Kept[] = [];
-  const spans: Array<{ family: Family; first: bigint }> = [];
-  if (range.ip4First !== null) spans.push({ family: 4, first: BigInt(range.ip4First) });
-  if (range.ip6First !== null) spans.push({ family: 6, first: range.ip6First });
-  for (const s of spans) {
-    const last = s.first + BigInt(range.size) - 1n;
-    for (const r of await poolReservationsOverlapping(db, range.spaceId, s.family, s.first, last)) {
-      const f = r.first > s.first ? r.first : s.first;
-      const l = r.last < last ? r.last : last;
-      out.push({ first: Number(f - s.first), last: Number(l - s.first), note: r.reason });
-    }
-  }
-  return out;
+  await db.query('select pgipam.range_reserve_pool_reservations($1::int8, $2::int8, $3::int8, $4::text)', [range.id, from, to, ctx.requestId]);
 }
 
 // The free sub-spans of [first, last] (reservations may overlap each other or leases).

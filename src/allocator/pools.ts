@@ -87,8 +87,11 @@ export async function checkPoolAccess(db: Db, pool: PoolRow, platform: string): 
   if (!rows.length) throw new IpamError('PERMISSION_DENIED', `platform "${platform}" may not use pool "${pool.name}": grant it with "pgipam platform grant ${platform} ${pool.name}"`);
 }
 
+// Per-pool serialisation of carving and returning subnets, for the rest of the transaction. The
+// pool functions of migration 4 take the same lock themselves; callers that work on several
+// pools take theirs first, in id order.
 export async function lockPool(db: Db, poolId: number): Promise<void> {
-  await db.query('select pg_advisory_xact_lock($1, $2)', [POOL_LOCK_CLASS, poolId]);
+  await db.query('select pg_catalog.pg_advisory_xact_lock($1::int4, $2::int4)', [POOL_LOCK_CLASS, poolId]);
 }
 
 export interface Block {
@@ -97,46 +100,16 @@ export interface Block {
   prefixLength: number;
 }
 
+// A pool's free space and subnets change only through the database's own functions (migration
+// 4), which check that the session may use the pool: platform roles cannot touch them otherwise.
+// A subnet taken here is pending until assignSubnets gives it to a range in the same transaction.
+
 // Takes the smallest free block of the pool that holds a /prefixLength, lowest address first,
 // splits it, and returns the /prefixLength at its start; null when the pool has no room.
 export async function carveBlock(db: Db, poolId: number, family: Family, prefixLength: number): Promise<Block | null> {
-  const { rows } = await db.query<{ network: string; prefix_length: number }>(
-    `delete from pgipam.pool_free_block f using (
-        select network from pgipam.pool_free_block where pool_id = $1 and family = $2 and prefix_length <= $3
-         order by prefix_length desc, network limit 1) b
-      where f.pool_id = $1 and f.family = $2 and f.network = b.network
-      returning f.network::text, f.prefix_length`,
-    [poolId, family, prefixLength],
-  );
-  const found = rows[0];
-  if (!found) return null;
-  const network = BigInt(found.network);
-  await splitInto(db, poolId, family, network, found.prefix_length, network, prefixLength);
-  return { family, network, prefixLength };
-}
-
-// The free block [blockNet/blockLen] was removed; put back every part of it except target/targetLen.
-async function splitInto(db: Db, poolId: number, family: Family, blockNet: bigint, blockLen: number, target: bigint, targetLen: number): Promise<void> {
-  const nets: string[] = [];
-  const lens: number[] = [];
-  let net = blockNet;
-  for (let len = blockLen + 1; len <= targetLen; len++) {
-    const half = blockSize(family, len);
-    if (target >= net + half) {
-      nets.push(net.toString());
-      net += half;
-    } else {
-      nets.push((net + half).toString());
-    }
-    lens.push(len);
-  }
-  if (nets.length) {
-    await db.query(
-      `insert into pgipam.pool_free_block (pool_id, family, network, prefix_length)
-       select $1, $2, n, l from unnest($3::numeric[], $4::int[]) as x(n, l)`,
-      [poolId, family, nets, lens],
-    );
-  }
+  const { rows } = await db.query<{ network: string | null }>('select pgipam.pool_take_block($1::int8, $2::int4, $3::int4)::text as network', [poolId, family, prefixLength]);
+  const network = rows[0]?.network;
+  return network == null ? null : { family, network: BigInt(network), prefixLength };
 }
 
 // Aligned CIDR blocks that exactly cover [first, last].
@@ -158,91 +131,58 @@ export function cidrCover(family: Family, first: bigint, last: bigint): Block[] 
 }
 
 // Takes exactly [first, last] out of the pool's free blocks, or throws naming what holds it.
-export async function takeSpan(db: Db, pool: PoolRow, family: Family, first: bigint, last: bigint): Promise<Block[]> {
-  const taken = cidrCover(family, first, last);
-  for (const b of taken) {
+// pending: false (operators only) takes the space without giving it to a range.
+export async function takeSpan(db: Db, pool: PoolRow, family: Family, first: bigint, last: bigint, o: { pending?: boolean } = {}): Promise<Block[]> {
+  try {
     const { rows } = await db.query<{ network: string; prefix_length: number }>(
-      `delete from pgipam.pool_free_block f using (
-          select network, prefix_length from pgipam.pool_free_block
-           where pool_id = $1 and family = $2 and network <= $3::numeric order by network desc limit 1) c
-        where f.pool_id = $1 and f.family = $2 and f.network = c.network
-          and c.network + power(2::numeric, $5::int - c.prefix_length) >= $3::numeric + power(2::numeric, $5::int - $4::int)
-        returning f.network::text, f.prefix_length`,
-      [pool.id, family, b.network.toString(), b.prefixLength, familyBits(family)],
+      'select network::text, prefix_length from pgipam.pool_take_span($1::int8, $2::int4, $3::numeric, $4::numeric, $5::boolean)',
+      [pool.id, family, first.toString(), last.toString(), o.pending ?? true],
     );
-    const found = rows[0];
-    if (!found) {
-      const holder = await db.query<{ range_id: string }>(
-        `select range_id::text from pgipam.pool_allocation where space_id = $1 and family = $2 and span && numrange($3::numeric, $4::numeric, '[]') limit 1`,
-        [pool.spaceId, family, b.network.toString(), (b.network + blockSize(family, b.prefixLength) - 1n).toString()],
-      );
-      const who = holder.rows[0] ? `range ${holder.rows[0].range_id}` : 'a reservation or another subnet';
-      throw new IpamError('ADDRESS_IN_USE', `${formatCidr(family, b.network, b.prefixLength)} of pool "${pool.name}" is already taken by ${who}`);
-    }
-    await splitInto(db, pool.id, family, BigInt(found.network), found.prefix_length, b.network, b.prefixLength);
+    return rows.map((r) => ({ family, network: BigInt(r.network), prefixLength: r.prefix_length }));
+  } catch (e) {
+    const err = e as { code?: string; detail?: string };
+    if (err.code !== 'PI001') throw e;
+    const [net, len, holder] = (err.detail ?? '').split('/');
+    const who = holder ? `range ${holder}` : 'a reservation or another subnet';
+    throw new IpamError('ADDRESS_IN_USE', `${formatCidr(family, BigInt(net!), Number(len))} of pool "${pool.name}" is already taken by ${who}`, { cause: e });
   }
-  return taken;
 }
 
-// Puts a block back and merges it with its free buddy as far as possible.
+// Operators only: puts a block that belongs to no range into the pool's free space.
 export async function returnBlock(db: Db, poolId: number, block: Block): Promise<void> {
-  let { network, prefixLength } = block;
-  const { family } = block;
-  while (prefixLength > 0) {
-    const size = blockSize(family, prefixLength);
-    const buddy = (network / size) % 2n === 0n ? network + size : network - size;
-    const { rowCount } = await db.query(
-      'delete from pgipam.pool_free_block where pool_id = $1 and family = $2 and network = $3::numeric and prefix_length = $4',
-      [poolId, family, buddy.toString(), prefixLength],
-    );
-    if (!rowCount) break;
-    network = network < buddy ? network : buddy;
-    prefixLength--;
-  }
-  await db.query('insert into pgipam.pool_free_block (pool_id, family, network, prefix_length) values ($1, $2, $3::numeric, $4)', [poolId, family, network.toString(), prefixLength]);
+  await db.query('select pgipam.pool_give_back($1::int8, $2::int4, $3::numeric, $4::int4)', [poolId, block.family, block.network.toString(), block.prefixLength]);
 }
 
-export async function recordAllocations(db: Db, rangeId: number, pool: PoolRow, blocks: Block[]): Promise<void> {
-  for (const b of blocks) {
-    await db.query(
-      `insert into pgipam.pool_allocation (range_id, pool_id, space_id, family, network, prefix_length, last)
-       values ($1, $2, $3, $4, $5::numeric, $6, $7::numeric)`,
-      [rangeId, pool.id, pool.spaceId, b.family, b.network.toString(), b.prefixLength, (b.network + blockSize(b.family, b.prefixLength) - 1n).toString()],
-    );
-  }
+// Gives the subnets this transaction took from pools to the range.
+export async function assignSubnets(db: Db, rangeId: number): Promise<void> {
+  await db.query('select pgipam.pool_assign($1::int8)', [rangeId]);
 }
 
-// Gives a range's blocks back to their pool (before the range is deleted).
+// Gives a range's subnets back to their pools (before the range is deleted); works for the
+// range's platform even after its grant was revoked.
 export async function releaseRangeBlocks(db: Db, rangeId: number): Promise<Block[]> {
-  const { rows } = await db.query<{ pool_id: string; family: Family; network: string; prefix_length: number }>(
-    'delete from pgipam.pool_allocation where range_id = $1 returning pool_id::text, family, network::text, prefix_length',
+  const { rows } = await db.query<{ family: number; network: string; prefix_length: number }>(
+    'select family, network::text, prefix_length from pgipam.pool_release_range($1::int8)',
     [rangeId],
   );
-  const blocks: Block[] = [];
-  const pools = [...new Set(rows.map((r) => Number(r.pool_id)))].sort((a, b) => a - b);
-  for (const p of pools) await lockPool(db, p);
-  for (const r of rows) {
-    const b = { family: Number(r.family) as Family, network: BigInt(r.network), prefixLength: r.prefix_length };
-    await returnBlock(db, Number(r.pool_id), b);
-    blocks.push(b);
-  }
-  return blocks;
+  return rows.map((r) => ({ family: r.family as Family, network: BigInt(r.network), prefixLength: r.prefix_length }));
 }
 
 // The pool whose prefixes contain [first, last] in a space; throws when the span straddles a
-// pool boundary; null when it lies outside every pool.
-export async function poolContaining(db: Db, spaceId: number, family: Family, first: bigint, last: bigint): Promise<PoolRow | null> {
-  const { rows } = await db.query<{ pool_id: string; inside: boolean; prefix: string }>(
-    `select pool_id::text, span @> numrange($3::numeric, $4::numeric, '[]') as inside, network::text || '/' || prefix_length as prefix
-       from pgipam.pool_prefix where space_id = $1 and family = $2 and span && numrange($3::numeric, $4::numeric, '[]') limit 2`,
+// pool boundary, or lies in a pool the session may not use (seen past row-level security, which
+// would otherwise make such a span look as if it were outside every pool); null when it lies
+// outside every pool.
+export async function poolContaining(db: Db, spaceId: number, family: Family, first: bigint, last: bigint, platform: string): Promise<PoolRow | null> {
+  const { rows } = await db.query<{ pool_id: string; pool_name: string; allowed: boolean; inside: boolean }>(
+    'select pool_id::text, pool_name, allowed, inside from pgipam.pool_covering($1::int8, $2::int4, $3::numeric, $4::numeric)',
     [spaceId, family, first.toString(), last.toString()],
   );
   if (!rows.length) return null;
   if (rows.length > 1 || !rows[0]!.inside) {
     throw new IpamError('BAD_REQUEST', `${formatAddress(family, first)} - ${formatAddress(family, last)} straddles the edge of a pool prefix; register ranges inside one pool prefix or outside every pool`);
   }
-  const pool = await getPoolById(db, Number(rows[0]!.pool_id));
-  if (!pool) throw new IpamError('PERMISSION_DENIED', `${formatAddress(family, first)} lies in a pool this platform may not use`);
+  const pool = rows[0]!.allowed ? await getPoolById(db, Number(rows[0]!.pool_id)) : null;
+  if (!pool) throw new IpamError('PERMISSION_DENIED', `platform "${platform}" may not use pool "${rows[0]!.pool_name}": ${formatAddress(family, first)} - ${formatAddress(family, last)} lies in it; ask an operator for a grant ("pgipam platform grant ${platform} ${rows[0]!.pool_name}")`);
   return pool;
 }
 

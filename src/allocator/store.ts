@@ -156,6 +156,8 @@ export interface LeaseRow {
   requestId: string | null;
   note: string | null;
   heldUntil: Date | null;
+  // made by an operator (pgipam reserve, or a pool reservation a range inherited): platforms cannot change it
+  operator: boolean;
 }
 
 interface RawLease {
@@ -166,6 +168,7 @@ interface RawLease {
   request_id: string | null;
   note: string | null;
   held_until: Date | null;
+  operator: boolean;
 }
 
 const toLease = (r: RawLease): LeaseRow => ({
@@ -176,12 +179,13 @@ const toLease = (r: RawLease): LeaseRow => ({
   requestId: r.request_id,
   note: r.note,
   heldUntil: r.held_until,
+  operator: r.operator,
 });
 
 // Leases that overlap [first, last]; uses the exclusion constraint's GiST index.
 export async function leasesOverlapping(db: Db, rangeId: number, first: number, last: number): Promise<LeaseRow[]> {
   const { rows } = await db.query<RawLease>(
-    `select l.first_idx::text, l.last_idx::text, l.kind, l.created_at, l.request_id, l.note, l.held_until from pgipam.lease l
+    `select l.first_idx::text, l.last_idx::text, l.kind, l.created_at, l.request_id, l.note, l.held_until, l.operator from pgipam.lease l
       where l.range_id = $1 and l.span && int8range($2, $3, '[]') order by l.first_idx`,
     [rangeId, first, last],
   );
@@ -247,6 +251,8 @@ export async function giveFree(db: Db, rangeId: number, first: number, last: num
   );
 }
 
+// holdSeconds: a hold's time, counted on the database's clock (the one that expires it), never
+// the front-end's.
 export async function insertLease(
   db: Db,
   rangeId: number,
@@ -254,12 +260,12 @@ export async function insertLease(
   last: number,
   kind: LeaseRow['kind'],
   ctx: ActionContext,
-  extra: { note?: string | null; heldUntil?: Date | null; createdAt?: Date } = {},
+  extra: { note?: string | null; holdSeconds?: number; operator?: boolean } = {},
 ): Promise<void> {
   await db.query(
-    `insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id, note, held_until, created_at)
-     values ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()))`,
-    [rangeId, first, last, kind, ctx.requestId, extra.note ?? null, extra.heldUntil ?? null, extra.createdAt ?? null],
+    `insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id, note, held_until, operator)
+     values ($1, $2, $3, $4, $5, $6, case when $7::int8 is null then null else now() + $7::int8 * interval '1 second' end, $8)`,
+    [rangeId, first, last, kind, ctx.requestId, extra.note ?? null, extra.holdSeconds ?? null, extra.operator ?? false],
   );
 }
 
@@ -272,9 +278,9 @@ export async function cutLeases(db: Db, rangeId: number, leases: LeaseRow[], fir
     if (l.lastIdx > last) keep.push([last + 1, l.lastIdx]);
     for (const [f, la] of keep) {
       await db.query(
-        `insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id, note, held_until, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [rangeId, f, la, l.kind, l.requestId, l.note, l.heldUntil, l.createdAt],
+        `insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id, note, held_until, created_at, operator)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [rangeId, f, la, l.kind, l.requestId, l.note, l.heldUntil, l.createdAt, l.operator],
       );
     }
   }

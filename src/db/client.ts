@@ -4,7 +4,7 @@
 // IPAM queue for long.
 import pg from 'pg';
 import type { Config } from '../config';
-import { IpamError, isIpamError } from '../errors';
+import { IpamError, type IpamErrorCode, isIpamError } from '../errors';
 import { checkSchema } from './migrate';
 
 export type Db = pg.Client & { pgipamPlatform?: string; pgipamConfig?: Config };
@@ -34,13 +34,37 @@ function target(config: Config): string {
   return `${env.PGHOST || 'localhost'}:${env.PGPORT || 5432}/${env.PGDATABASE || env.PGUSER || 'postgres'}`;
 }
 
+// What a violated constraint means to the person who ran the command (the schema's names).
+const CONSTRAINT_MESSAGES: Record<string, [IpamErrorCode, string]> = {
+  pool_name_unique: ['CONFLICT', 'a pool of that name already exists'],
+  pool_name_format: ['BAD_REQUEST', 'a pool name is letters, digits and _ . : - (up to 63, starting with a letter or digit)'],
+  pool_mtu: ['BAD_REQUEST', '--mtu must be between 68 and 65535'],
+  pool_vlan: ['BAD_REQUEST', '--vlan must be between 0 and 4095'],
+  pool_gateway: ['BAD_REQUEST', '--gateway must be first, last, none, or a host offset'],
+  pool_hold: ['BAD_REQUEST', '--hold-seconds must not be negative'],
+  pool_one_default: ['CONFLICT', 'another pool is already the default'],
+  pool_prefix_no_overlap: ['CONFLICT', 'the prefix overlaps a prefix of another pool in that space'],
+  space_name_unique: ['CONFLICT', 'an address space of that name already exists'],
+  space_name_format: ['BAD_REQUEST', 'a space name is letters, digits and _ . : - (up to 63, starting with a letter or digit)'],
+  platform_pkey: ['CONFLICT', 'a platform of that name already exists'],
+  platform_role_name_key: ['CONFLICT', 'that database role already belongs to another platform'],
+  platform_name_format: ['BAD_REQUEST', 'a platform name is letters, digits and _ . - (up to 63, starting with a letter or digit)'],
+};
+
 // Maps what pg and the network throw into one clear IpamError.
 export function translateDbError(e: unknown, config?: Config): IpamError {
   if (isIpamError(e)) return e;
   const err = e as { code?: string; message?: string; constraint?: string };
   const where = config ? ` at ${target(config)} (from ${config.source})` : '';
   const msg = err?.message ?? String(e);
+  const known = err?.constraint ? CONSTRAINT_MESSAGES[err.constraint] : undefined;
+  if (known) return new IpamError(known[0], known[1], { cause: e });
   switch (err?.code) {
+    // raised by pgipam's own database functions (migration 4), with a message meant for people
+    case 'PI001':
+      return new IpamError('ADDRESS_IN_USE', msg, { cause: e });
+    case 'PI002':
+      return new IpamError('PERMISSION_DENIED', msg, { cause: e });
     case 'ECONNREFUSED':
       return new IpamError('DB_UNAVAILABLE', `cannot reach PostgreSQL${where}: connection refused`, { cause: e });
     case 'ENOTFOUND':
@@ -87,6 +111,8 @@ export function translateDbError(e: unknown, config?: Config): IpamError {
   return new IpamError('INTERNAL', `database error: ${msg}`, { cause: e });
 }
 
+const SEARCH_PATH_OPTION = '-c search_path=pg_catalog,pgipam';
+
 export async function connect(config: Config, options: ConnectOptions): Promise<Db> {
   const client = new pg.Client({
     connectionString: config.databaseUrl,
@@ -97,6 +123,9 @@ export async function connect(config: Config, options: ConnectOptions): Promise<
     query_timeout: config.statementTimeoutMs + 1000,
     application_name: options.applicationName,
     keepAlive: true,
+    // Names resolve in pg_catalog and pgipam only, never in a schema others can write to (a
+    // function planted in "public" would otherwise run with this session's rights).
+    options: SEARCH_PATH_OPTION,
   });
   // Without a listener an 'error' event (server restart mid-action) would crash the process with a trace.
   client.on('error', () => {});
@@ -136,7 +165,7 @@ export const MAX_ATTEMPTS = 4;
 // reported as the success it was, so oned and the database agree.
 export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    const begun = (await db.query('begin; select pg_current_xact_id()::text as xid')) as unknown as pg.QueryResult<{ xid: string }>[];
+    const begun = (await db.query('begin; select pg_catalog.pg_current_xact_id()::text as xid')) as unknown as pg.QueryResult<{ xid: string }>[];
     const xid = begun[1]!.rows[0]!.xid;
     let result: T;
     try {
@@ -173,11 +202,11 @@ async function transactionFate(config: Config, xid: string): Promise<'committed'
   // The action's watchdog (action_timeout_ms) bounds the whole process; stop asking a bit before it.
   const deadline = Date.now() + Math.max(1000, config.actionTimeoutMs - 2000);
   while (Date.now() < deadline) {
-    const client = new pg.Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: Math.min(config.connectTimeoutMs, Math.max(500, deadline - Date.now())), application_name: 'pgipam/commit-check' });
+    const client = new pg.Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: Math.min(config.connectTimeoutMs, Math.max(500, deadline - Date.now())), application_name: 'pgipam/commit-check', options: SEARCH_PATH_OPTION });
     client.on('error', () => {});
     try {
       await client.connect();
-      const { rows } = await client.query<{ s: string | null }>('select pg_xact_status($1::xid8) as s', [xid]);
+      const { rows } = await client.query<{ s: string | null }>('select pg_catalog.pg_xact_status($1::xid8) as s', [xid]);
       const s = rows[0]?.s;
       if (s === 'committed') return 'committed';
       if (s === 'aborted') return 'aborted';

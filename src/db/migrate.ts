@@ -28,7 +28,7 @@ async function currentVersion(db: pg.Client): Promise<number> {
 }
 
 export async function migrate(db: pg.Client, options: { dryRun?: boolean } = {}): Promise<MigrateResult> {
-  await db.query('select pg_advisory_lock($1)', [MIGRATE_LOCK_KEY]);
+  await db.query('select pg_catalog.pg_advisory_lock($1::int8)', [MIGRATE_LOCK_KEY]);
   try {
     const from = await currentVersion(db);
     if (from > SCHEMA_VERSION) {
@@ -39,6 +39,10 @@ export async function migrate(db: pg.Client, options: { dryRun?: boolean } = {})
     for (const m of pending) {
       await db.query('begin');
       try {
+        // Connections pin search_path to pg_catalog, pgipam (see db/client.ts); DDL runs with
+        // PostgreSQL's default instead, so that objects without a schema (the btree_gist
+        // extension) land where they always have. pg_catalog is still searched first.
+        await db.query(`set local search_path = "$user", public`);
         await db.query('create schema if not exists pgipam');
         await db.query(`create table if not exists pgipam.migration (
           id integer primary key, name text not null, applied_at timestamptz not null default now())`);
@@ -53,7 +57,7 @@ export async function migrate(db: pg.Client, options: { dryRun?: boolean } = {})
     }
     return { from, to: SCHEMA_VERSION, applied: pending.map((m) => `${m.id} ${m.name}`) };
   } finally {
-    await db.query('select pg_advisory_unlock($1)', [MIGRATE_LOCK_KEY]).catch(() => {});
+    await db.query('select pg_catalog.pg_advisory_unlock($1::int8)', [MIGRATE_LOCK_KEY]).catch(() => {});
   }
 }
 
