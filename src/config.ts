@@ -91,6 +91,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         throw new IpamError('BAD_CONFIG', `config file ${path} holds a password and is readable by other users: chmod 600 ${path}`);
       }
       warnings.push(`config file ${path} is readable by other users; chmod 600 it`);
+    } else if ((stat.mode & 0o070) !== 0 && file.database_url && hasPassword(file.database_url)) {
+      warnings.push(`config file ${path} holds a password and is readable by its group; chmod 600 ${path} (oneadmin only)`);
     }
   }
 

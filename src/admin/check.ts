@@ -36,7 +36,18 @@ export async function checkDatabase(db: Db): Promise<CheckResult> {
           and a.span && numrange(f.network, f.network + power(2::numeric, (case f.family when 4 then 32 else 128 end) - f.prefix_length), '[)')
       union all select 'pairs of overlapping pool free blocks', count(*)::text from pgipam.pool_free_block a join pgipam.pool_free_block b
           on a.pool_id = b.pool_id and a.family = b.family and a.network < b.network
-          and b.network < a.network + power(2::numeric, (case a.family when 4 then 32 else 128 end) - a.prefix_length)`);
+          and b.network < a.network + power(2::numeric, (case a.family when 4 then 32 else 128 end) - a.prefix_length)
+      union all select 'ranges lying in free space of a pool', count(*)::text from pgipam.address_range r
+          join pgipam.pool p on p.space_id = r.space_id join pgipam.pool_free_block f on f.pool_id = p.id
+          where (f.family = 4 and r.ip4_first is not null
+                  and numrange(r.ip4_first, r.ip4_first + r.size) && numrange(f.network, f.network + power(2::numeric, 32 - f.prefix_length)))
+             or (f.family = 6 and r.ip6_first is not null
+                  and r.ip6_span && numrange(f.network, f.network + power(2::numeric, 128 - f.prefix_length)))
+      union all select 'leases on addresses a pool reserves', count(*)::text from pgipam.pool_reservation x
+          join pgipam.address_range r on r.space_id = x.space_id join pgipam.lease l on l.range_id = r.id and l.kind <> 'reservation'
+          where (x.family = 4 and r.ip4_first is not null and x.span && numrange(r.ip4_first + l.first_idx, r.ip4_first + l.last_idx, '[]'))
+             or (x.family = 6 and r.ip6_first is not null and x.span && numrange(r.ip6_first + l.first_idx, r.ip6_first + l.last_idx, '[]'))
+      union all select 'subnets taken from a pool and given to no range', count(*)::text from pgipam.pool_allocation a where a.range_id is null`);
     for (const c of counts) if (c.n !== '0') problems.push(`${c.n} ${c.what}`);
     // Free blocks and subnets of a pool add up to its prefixes.
     const { rows: pools } = await db.query<{ name: string; total: string; accounted: string }>(`
@@ -47,8 +58,25 @@ export async function checkDatabase(db: Db): Promise<CheckResult> {
     for (const p of pools) {
       if (BigInt(p.total) !== BigInt(p.accounted.split('.')[0]!)) problems.push(`pool ${p.name}: free blocks + subnets = ${p.accounted.split('.')[0]}, prefixes = ${p.total}`);
     }
+    if (await publicSchemaWritable(db)) problems.push(PUBLIC_SCHEMA_PROBLEM);
     return { ranges: tiles.length, pools: pools.length, problems };
   } finally {
     await db.query('rollback');
   }
+}
+
+export const PUBLIC_SCHEMA_PROBLEM =
+  'the "public" schema is writable by the driver roles (the default before PostgreSQL 15): pgipam pins its own search_path, but revoke it with REVOKE CREATE ON SCHEMA public FROM PUBLIC';
+
+// Whether pgipam's driver roles (or, before any exists, every role) may create objects in the
+// "public" schema: where they can, a planted function is a trap for any session that searches it.
+export async function publicSchemaWritable(db: Db): Promise<boolean> {
+  const { rows } = await db.query<{ writable: boolean | null }>(`
+    select case
+      when not exists (select 1 from pg_catalog.pg_namespace where nspname = 'public') then false
+      when exists (select 1 from pg_catalog.pg_roles where rolname = 'pgipam_driver') then pg_catalog.has_schema_privilege('pgipam_driver', 'public', 'CREATE')
+      else exists (select 1 from pg_catalog.pg_namespace n, pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a
+                    where n.nspname = 'public' and a.grantee = 0 and a.privilege_type = 'CREATE')
+    end as writable`);
+  return rows[0]?.writable === true;
 }

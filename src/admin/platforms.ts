@@ -1,6 +1,8 @@
 // Platforms are OpenNebula front-ends (or groups of HA peers) that share the address space. Each
 // may get its own PostgreSQL login role, a member of pgipam_driver; row-level security then keeps
 // it to its own ranges and to the pools granted to it.
+import crypto from 'node:crypto';
+import { escapeIdentifier, escapeLiteral } from 'pg';
 import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
@@ -27,12 +29,35 @@ export const DRIVER_GRANTS = [
      to ${DRIVER_GROUP}`,
 ];
 
-function quoteIdent(name: string): string {
-  return '"' + name.replace(/"/g, '""') + '"';
+// A role may serve a platform only when it is confined by row-level security and cannot make
+// itself more: not the schema owner (nor a member of it), not a superuser, no CREATEROLE, no
+// BYPASSRLS. Such a role named with --role would silently move every owner-connected front-end.
+async function refuseUnconfinedRole(db: Db, role: string): Promise<void> {
+  const { rows } = await db.query<{ superuser: boolean; createrole: boolean; bypassrls: boolean; owner: boolean }>(
+    `select r.rolsuper as superuser, r.rolcreaterole as createrole, r.rolbypassrls as bypassrls,
+            pg_catalog.pg_has_role(r.oid, (select n.nspowner from pg_catalog.pg_namespace n where n.nspname = 'pgipam'), 'MEMBER') as owner
+       from pg_catalog.pg_roles r where r.rolname = $1`,
+    [role],
+  );
+  const r = rows[0];
+  if (!r) return;
+  const why = r.superuser ? 'is a superuser' : r.owner ? 'owns the pgipam schema (or is a member of its owner)' : r.createrole ? 'has CREATEROLE' : r.bypassrls ? 'has BYPASSRLS' : null;
+  if (why) throw new IpamError('BAD_REQUEST', `role ${role} ${why}: row-level security cannot confine it, so it cannot be a platform's role; give the platform a role of its own`);
+}
+
+// What CREATE ROLE ... PASSWORD receives: a SCRAM-SHA-256 verifier computed here, as psql's
+// \password does, so the password itself never reaches the server (nor its log, with
+// log_statement = ddl, nor an error message).
+export function scramVerifier(password: string, iterations = 4096, salt: Buffer = crypto.randomBytes(16)): string {
+  const salted = crypto.pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
+  const hmac = (key: Buffer, text: string) => crypto.createHmac('sha256', key).update(text).digest();
+  const storedKey = crypto.createHash('sha256').update(hmac(salted, 'Client Key')).digest();
+  const serverKey = hmac(salted, 'Server Key');
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
 
 async function roleExists(db: Db, role: string): Promise<boolean> {
-  const { rowCount } = await db.query('select 1 from pg_roles where rolname = $1', [role]);
+  const { rowCount } = await db.query('select 1 from pg_catalog.pg_roles where rolname = $1', [role]);
   return (rowCount ?? 0) > 0;
 }
 
@@ -62,22 +87,39 @@ export async function addPlatform(db: Db, name: string, o: { role?: string; pass
   return withTransaction(db, async () => {
     const exists = await db.query('select 1 from pgipam.platform where name = $1', [name]);
     if (exists.rowCount) throw new IpamError('CONFLICT', `platform "${name}" already exists`);
+    const taken = await db.query<{ name: string }>('select name from pgipam.platform where role_name = $1', [role]);
+    if (taken.rows[0]) throw new IpamError('CONFLICT', `role ${role} already belongs to platform "${taken.rows[0].name}"`);
+    await refuseUnconfinedRole(db, role);
     await applyDriverGrants(db);
-    if (!(await roleExists(db, role))) {
-      // The password reaches the server as a literal in CREATE ROLE (it cannot be a parameter);
-      // it is escaped here and never logged or recorded in the history.
-      const password = o.password === undefined ? '' : ` password '${o.password.replace(/'/g, "''")}'`;
-      await db.query(`create role ${quoteIdent(role)} login${password}`);
-    } else if (o.password !== undefined) {
-      await db.query(`alter role ${quoteIdent(role)} password '${o.password.replace(/'/g, "''")}'`);
-    }
-    await db.query(`grant ${DRIVER_GROUP} to ${quoteIdent(role)}`);
+    const password = o.password === undefined ? '' : ` password ${escapeLiteral(scramVerifier(o.password))}`;
+    if (!(await roleExists(db, role))) await db.query(`create role ${escapeIdentifier(role)} login${password}`);
+    else if (password) await db.query(`alter role ${escapeIdentifier(role)}${password}`);
+    await db.query(`grant ${DRIVER_GROUP} to ${escapeIdentifier(role)}`);
     await db.query('insert into pgipam.platform (name, role_name, description) values ($1, $2, $3)', [name, role, o.description ?? '']);
     await recordHistory(db, ctx, { event: 'platform_added', spaceId: null, rangeId: null, detail: { platform: name, role } });
     return { name, role, description: o.description ?? '', pools: [], ranges: 0 };
   }).catch((e) => {
     if ((e as { code?: string }).code === '42501') throw new IpamError('PERMISSION_DENIED', `creating role ${role} needs CREATEROLE: run this as a role that has it, or create the role yourself and pass --role`);
     throw e;
+  });
+}
+
+// Removes a platform that holds no ranges: its grants go, its role leaves pgipam_driver (the
+// role itself is kept: it may be used elsewhere; DROP ROLE it when it is not).
+export async function removePlatform(db: Db, name: string, ctx: ActionContext): Promise<{ role: string | null }> {
+  if (name === 'default') throw new IpamError('BAD_REQUEST', 'the default platform (front-ends connected as the schema owner) cannot be removed');
+  return withTransaction(db, async () => {
+    const { rows } = await db.query<{ role_name: string | null; ranges: string }>(
+      `select p.role_name, (select count(*) from pgipam.address_range r where r.platform = p.name)::text as ranges from pgipam.platform p where p.name = $1 for update`,
+      [name],
+    );
+    const p = rows[0];
+    if (!p) throw new IpamError('NOT_FOUND', `no platform "${name}"`);
+    if (p.ranges !== '0') throw new IpamError('CONFLICT', `platform "${name}" still has ${p.ranges} ranges: unregister them in OpenNebula first (or remove them with "pgipam range rm")`);
+    await db.query('delete from pgipam.platform where name = $1', [name]);
+    if (p.role_name && (await roleExists(db, p.role_name))) await db.query(`revoke ${DRIVER_GROUP} from ${escapeIdentifier(p.role_name)}`);
+    await recordHistory(db, ctx, { event: 'platform_removed', spaceId: null, rangeId: null, detail: { platform: name, role: p.role_name } });
+    return { role: p.role_name };
   });
 }
 

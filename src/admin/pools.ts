@@ -38,6 +38,7 @@ export function parsePrefix(text: string): Block {
 
 function validateOptions(o: PoolOptions): void {
   if (o.gateway !== undefined && !/^(first|last|none|[0-9]{1,9})$/.test(o.gateway)) throw new IpamError('BAD_REQUEST', `gateway must be first, last, none or a host offset, got "${o.gateway}"`);
+  if (o.gateway !== undefined && /^[0-9]+$/.test(o.gateway) && Number(o.gateway) < 1) throw new IpamError('BAD_REQUEST', 'gateway offset 0 is the network address: give an offset of 1 or more (or first, last, none)');
   for (const k of Object.keys(o.extra ?? {})) {
     if (!/^[A-Z_][A-Z0-9_]{0,63}$/.test(k)) throw new IpamError('BAD_REQUEST', `attribute name ${k} must be upper-case letters, digits and _`);
     if (RESERVED_ATTRS.has(k)) throw new IpamError('BAD_REQUEST', `attribute ${k} is set by pgipam itself`);
@@ -62,9 +63,21 @@ export async function addPool(db: Db, name: string, o: PoolOptions, ctx: ActionC
     if (!rows[0]) throw new IpamError('CONFLICT', `pool "${name}" already exists`);
     const pool = (await getPool(db, name))!;
     for (const p of prefixes) await addPrefix(db, pool, p);
+    await checkGatewayFits(db, pool.id, pool.gateway);
     await recordHistory(db, ctx, { event: 'pool_created', spaceId, rangeId: null, detail: { pool: name, prefixes: prefixes.map(describeBlock), options: { ...o, prefixes: undefined } } });
     return pool;
   });
+}
+
+// A gateway at host offset n needs carved subnets of more than n + 1 addresses: refuse an offset
+// that no IPv4 prefix of the pool can hold, rather than let every carve fail later.
+async function checkGatewayFits(db: Db, poolId: number, gateway: string): Promise<void> {
+  if (!/^[0-9]+$/.test(gateway)) return;
+  const { rows } = await db.query<{ len: number | null }>('select min(prefix_length)::int as len from pgipam.pool_prefix where pool_id = $1 and family = 4', [poolId]);
+  const len = rows[0]?.len;
+  if (len === null || len === undefined) return;
+  const maxOffset = 2 ** (32 - len) - 2;
+  if (Number(gateway) > maxOffset) throw new IpamError('BAD_REQUEST', `gateway offset ${gateway} does not fit in any subnet of the pool: its largest IPv4 prefix is a /${len} (offsets 1 to ${maxOffset})`);
 }
 
 // Adds a prefix to a pool. Ranges already registered inside it (outside any pool) are adopted:
@@ -141,8 +154,10 @@ export async function setPool(db: Db, name: string, o: PoolChange, ctx: ActionCo
       await db.query('delete from pgipam.pool_prefix where pool_id = $1 and family = $2 and network = $3::numeric', [pool.id, p.family, p.network.toString()]);
       await db.query('delete from pgipam.pool_reservation where pool_id = $1 and family = $2 and span <@ numrange($3::numeric, $4::numeric, \'[]\')', [pool.id, p.family, p.network.toString(), (p.network + blockSize(p.family, p.prefixLength) - 1n).toString()]);
     }
+    const changed = (await getPool(db, name))!;
+    await checkGatewayFits(db, changed.id, changed.gateway);
     await recordHistory(db, ctx, { event: 'pool_changed', spaceId: pool.spaceId, rangeId: null, detail: { pool: name, change: o } });
-    return (await getPool(db, name))!;
+    return changed;
   });
 }
 

@@ -10,9 +10,9 @@ import { IpamError, coerceError, toOneLine } from '../errors';
 import type { ActionContext } from '../allocator/context';
 import { addSpace, listLeases, listRanges, listSpaces, rangeMap, removeRange, showRange, type RangeInfo } from '../admin/queries';
 import { type PoolInfo, addPool, listPools, poolInfo, removePool, setPool } from '../admin/pools';
-import { addPlatform, applyDriverGrants, grantPool, listPlatforms } from '../admin/platforms';
+import { addPlatform, applyDriverGrants, grantPool, listPlatforms, removePlatform } from '../admin/platforms';
 import { find, history, pruneHistory, reserve, unreserve } from '../admin/addresses';
-import { checkDatabase } from '../admin/check';
+import { PUBLIC_SCHEMA_PROBLEM, checkDatabase, publicSchemaWritable } from '../admin/check';
 import { resizeRange } from '../admin/range-resize';
 import { MAX_AR_SIZE } from '../address';
 import { getPool } from '../allocator/pools';
@@ -69,14 +69,40 @@ function parseAttrs(list: string[] | undefined): Record<string, string> {
   return o;
 }
 
-// "2h", "3d", "30m" ago, or an ISO date (--since, --before)
-function parseSince(s: string | undefined): Date | undefined {
-  if (!s) return undefined;
-  const m = /^(\d+)([smhd])$/.exec(s);
+// "30m", "2h", "7d" ago, or an ISO 8601 date (2026-01-31, 2026-01-31T12:00:00Z) for --since and
+// --before. Anything else is refused: Date() would read "365" as the year 365.
+export function parseAgeOrDate(s: string, option: string): Date {
+  const m = /^(\d{1,9})([smhd])$/.exec(s);
   if (m) return new Date(Date.now() - Number(m[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2] as 's' | 'm' | 'h' | 'd']);
+  const iso = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/.test(s);
   const d = new Date(s);
-  if (Number.isNaN(d.getTime())) throw new IpamError('BAD_REQUEST', `--since takes an ISO date or an age such as 2h or 7d, got "${s}"`);
+  if (!iso || Number.isNaN(d.getTime())) throw new IpamError('BAD_REQUEST', `${option} takes an ISO date or an age such as 30m, 2h or 7d (e.g. 2026-01-31, 7d), got "${s}"`);
   return d;
+}
+
+function parseSince(s: string | undefined): Date | undefined {
+  return s === undefined ? undefined : parseAgeOrDate(s, '--since');
+}
+
+// History younger than this is kept unless --force: pruning is for retention, not for hiding.
+export const MIN_PRUNE_AGE_DAYS = 30;
+
+function pruneCutoff(text: string, force: boolean): Date {
+  const before = parseAgeOrDate(text, '--before');
+  if (force) return before;
+  if (before.getTime() > Date.now()) throw new IpamError('BAD_REQUEST', `--before ${text} is in the future: that deletes the whole history; use an age such as 365d (or --force if that is really meant)`);
+  if (Date.now() - before.getTime() < MIN_PRUNE_AGE_DAYS * 864e5) {
+    throw new IpamError('BAD_REQUEST', `--before ${text} would delete history younger than ${MIN_PRUNE_AGE_DAYS} days: add --force if that is really meant`);
+  }
+  return before;
+}
+
+// Ids, sizes and limits: whole numbers in range, said plainly (yargs hands on NaN and negatives).
+function wholeNumber(value: unknown, what: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new IpamError('BAD_REQUEST', `${what} must be a whole number from ${min} to ${max}, got "${String(value)}"`);
+  }
+  return value;
 }
 
 function readPassword(args: { passwordStdin?: boolean; passwordEnv?: string }): string | undefined {
@@ -139,6 +165,7 @@ export function buildCli(argv: string[]): Argv {
           }
           const r = await migrate(db);
           const grants = await applyDriverGrants(db, false);
+          if (await publicSchemaWritable(db)) process.stderr.write(`pgipam: warning: ${PUBLIC_SCHEMA_PROBLEM}\n`);
           out(args, { ...r, driver_grants_applied: grants }, () => write(r.applied.length ? `migrated schema from version ${r.from} to ${r.to}: ${r.applied.join(', ')}\n` : `schema is up to date (version ${r.to})\n`));
         } finally {
           await db.end().catch(() => {});
@@ -221,9 +248,10 @@ export function buildCli(argv: string[]): Argv {
           out(args, list.map(rangeJson), () => printTable(['ID', 'SPACE', 'TYPE', 'FIRST', 'LAST', 'SIZE', 'USED', 'PLATFORM', 'USE'], list.map((r) => [String(r.range.id), r.range.spaceName, r.range.type, r.first, r.last, String(r.range.size), String(r.used), r.range.platform, utilisationBar(r.used, r.range.size, 20)])));
         })
         .command('show <id>', 'show one range with a map of its addresses', (y2) => y2.positional('id', { type: 'number', demandOption: true }), async (args) => {
+          const id = wholeNumber(args.id, 'the range id', 1);
           const { info, leases, map } = await withDb(async (db) => {
-            const info = await showRange(db, args.id);
-            return { info, leases: await listLeases(db, { rangeId: args.id, limit: 50 }), map: await rangeMap(db, info.range) };
+            const info = await showRange(db, id);
+            return { info, leases: await listLeases(db, { rangeId: id, limit: 50 }), map: await rangeMap(db, info.range) };
           });
           out(args, { ...rangeJson(info), map, leases }, () => {
             const r = info.range;
@@ -237,7 +265,8 @@ export function buildCli(argv: string[]): Argv {
           });
         })
         .command('rm <id>', 'remove a range by hand (e.g. a stale registration); refused while it has leases unless --force', (y2) => y2.positional('id', { type: 'number', demandOption: true }).option('force', { type: 'boolean', default: false }), async (args) => {
-          const r = await withDb((db, ctx) => removeRange(db, args.id, args.force, ctx));
+          const id = wholeNumber(args.id, 'the range id', 1);
+          const r = await withDb((db, ctx) => removeRange(db, id, args.force, ctx));
           out(args, r, () => write(`removed range ${args.id} (released ${r.released} addresses)\n`));
         })
         .command(
@@ -245,9 +274,9 @@ export function buildCli(argv: string[]): Argv {
           'make a range as large as its AR again after "onevnet updatear" changed the AR\'s SIZE (oned does not tell the driver); refused when it would overlap another range or cut leases',
           (y2) => y2.positional('id', { type: 'number', demandOption: true }).option('size', { type: 'number', demandOption: true, describe: 'the SIZE the AR has in OpenNebula (onevnet show)' }),
           async (args) => {
-            if (!Number.isInteger(args.id) || args.id < 1) throw new IpamError('BAD_REQUEST', `range id must be a positive whole number, got "${args.id}"`);
-            if (!Number.isInteger(args.size) || args.size < 1 || args.size > MAX_AR_SIZE) throw new IpamError('BAD_REQUEST', `--size must be a whole number from 1 to ${MAX_AR_SIZE}, got "${args.size}"`);
-            const r = await withDb((db, ctx) => resizeRange(db, args.id, args.size, ctx));
+            const id = wholeNumber(args.id, 'the range id', 1);
+            const size = wholeNumber(args.size, '--size', 1, MAX_AR_SIZE);
+            const r = await withDb((db, ctx) => resizeRange(db, id, size, ctx));
             out(args, r, () => write(r.from === r.to ? `range ${r.rangeId} already has ${r.to} addresses\n` : `resized range ${r.rangeId} from ${r.from} to ${r.to} addresses\n`));
           },
         )
@@ -256,7 +285,9 @@ export function buildCli(argv: string[]): Argv {
     .command('lease <command>', 'leases, allocations, reservations and holds', (y) =>
       y
         .command('list', 'list them', (y2) => y2.option('range', { type: 'number' }).option('kind', { type: 'string', choices: ['lease', 'allocation', 'reservation', 'hold'] }).option('limit', { type: 'number', default: 1000 }), async (args) => {
-          const list = await withDb((db) => listLeases(db, { rangeId: args.range, kind: args.kind, limit: args.limit }));
+          const rangeId = args.range === undefined ? undefined : wholeNumber(args.range, '--range', 1);
+          const limit = wholeNumber(args.limit, '--limit', 1, 1_000_000);
+          const list = await withDb((db) => listLeases(db, { rangeId, kind: args.kind, limit }));
           out(args, list, () => printTable(['RANGE', 'FIRST', 'LAST', 'SIZE', 'KIND', 'SINCE', 'REQUEST', 'NOTE'], list.map((l) => [String(l.rangeId), l.first, l.last, String(l.size), l.kind, l.since.toISOString(), l.requestId ?? '', l.note ?? ''])));
         })
         .demandCommand(1, 'name a lease command'),
@@ -291,13 +322,16 @@ export function buildCli(argv: string[]): Argv {
           .option('platform', { type: 'string' })
           .option('event', { type: 'string' })
           .option('limit', { type: 'number', default: 100 })
-          .command('prune', 'delete history older than --before (an ISO date or an age such as 365d)', (y2) => y2.option('before', { type: 'string', demandOption: true }), async (args) => {
-            const before = parseSince(args.before)!;
+          .command('prune', `delete history older than --before (an ISO date or an age such as 365d; younger than ${MIN_PRUNE_AGE_DAYS}d only with --force)`, (y2) => y2.option('before', { type: 'string', demandOption: true }).option('force', { type: 'boolean', default: false, describe: `prune history younger than ${MIN_PRUNE_AGE_DAYS} days, or all of it with a cut-off in the future` }), async (args) => {
+            const before = pruneCutoff(args.before, args.force);
             const n = await withDb((db, ctx) => pruneHistory(db, before, ctx));
             out(args, { pruned: n, before }, () => write(`pruned ${n} history rows older than ${before.toISOString()}\n`));
           }),
       async (args) => {
-        const rows = await withDb((db) => history(db, { since: parseSince(args.since), rangeId: args.range, platform: args.platform, event: args.event, limit: args.limit }));
+        const since = parseSince(args.since);
+        const rangeId = args.range === undefined ? undefined : wholeNumber(args.range, '--range', 1);
+        const limit = wholeNumber(args.limit, '--limit', 1, 1_000_000);
+        const rows = await withDb((db) => history(db, { since, rangeId, platform: args.platform, event: args.event, limit }));
         out(args, rows, () => printTable(['AT', 'EVENT', 'RANGE', 'ADDRESS', 'SIZE', 'PLATFORM', 'REQUEST', 'ACTOR'], rows.map((h) => [h.at.toISOString(), h.event, h.rangeId === null ? '' : String(h.rangeId), h.address ?? '', h.size === null ? '' : String(h.size), h.platform ?? '', h.requestId ?? '', h.actor])));
       },
     )
@@ -317,6 +351,10 @@ export function buildCli(argv: string[]): Argv {
             out(args, p, () => write(`added platform ${p.name} with login role ${p.role}\n`));
           },
         )
+        .command('rm <name>', 'remove a platform that holds no ranges (its grants go; its role leaves pgipam_driver and is kept)', (y2) => y2.positional('name', { type: 'string', demandOption: true }), async (args) => {
+          const r = await withDb((db, ctx) => removePlatform(db, args.name, ctx));
+          out(args, { removed: args.name, role: r.role }, () => write(`removed platform ${args.name}${r.role ? `; role ${r.role} is no longer a member of pgipam_driver (DROP ROLE it when nothing else uses it)` : ''}\n`));
+        })
         .command('grant <platform> <pool>', 'let a platform use a restricted pool', (y2) => y2.positional('platform', { type: 'string', demandOption: true }).positional('pool', { type: 'string', demandOption: true }), async (args) => {
           await withDb((db, ctx) => grantPool(db, args.platform, args.pool, true, ctx));
           out(args, { granted: true }, () => write(`platform ${args.platform} may use pool ${args.pool}\n`));
@@ -340,7 +378,10 @@ export async function runCli(argv: string[]): Promise<number> {
     await buildCli(argv).parseAsync();
     return 0;
   } catch (e) {
-    process.stderr.write(`pgipam: ${toOneLine(coerceError(e).message)}\n`);
+    const err = coerceError(e);
+    // a script that asked for JSON gets its error as JSON too (one line on stderr)
+    if (argv.includes('--json')) process.stderr.write(JSON.stringify({ error: { code: err.code, message: toOneLine(err.message) } }) + '\n');
+    else process.stderr.write(`pgipam: ${toOneLine(err.message)}\n`);
     return 1;
   }
 }

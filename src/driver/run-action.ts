@@ -72,13 +72,17 @@ export async function runAction(def: ActionDefinition, io: ActionIo = { argv: pr
     phase = 'working on the database';
     const logPrefix = `pgipam[${requestId}] ${def.name}:`;
     for (const w of config.warnings) io.stderr.write(`WARN: ${logPrefix} ${toOneLine(w)}\n`);
+    // What the library logs ("allocated ...") is true only once the transaction committed: the
+    // lines are written after the reply, never for an action that failed.
+    const logLines: string[] = [];
     const ctx: ActionContext = {
       requestId,
       platform: config.platform,
-      log: (message) => io.stderr.write(`INFO: ${logPrefix} ${toOneLine(message)}\n`),
+      log: (message) => logLines.push(`INFO: ${logPrefix} ${toOneLine(message)}\n`),
     };
     const reply = await withClient(config, { applicationName: `pgipam/${def.name}` }, (db) => def.run(db, req, { ...ctx, platform: db.pgipamPlatform ?? config.platform }));
     io.stdout.write(reply);
+    for (const line of logLines) io.stderr.write(line);
     if (io.env.PGIPAM_DEBUG) io.stderr.write(`DEBUG: ${logPrefix} done in ${Date.now() - started} ms\n`);
     return 0;
   } catch (e) {

@@ -113,7 +113,7 @@ describe('pgipam CLI', () => {
   it('prunes history only on purpose, leaving a row that says so', async () => {
     const all = JSON.parse((await cli(['history', '--limit', '1000', '--json'])).stdout).length;
     expect(all).toBeGreaterThan(5);
-    const r = await cli(['history', 'prune', '--before', new Date(Date.now() + 60_000).toISOString()]);
+    const r = await cli(['history', 'prune', '--force', '--before', new Date(Date.now() + 60_000).toISOString()]);
     expect(r.stdout).toMatch(new RegExp(`^pruned ${all} history rows older than `));
     const left = JSON.parse((await cli(['history', '--json'])).stdout);
     expect(left.map((h: { event: string }) => h.event)).toEqual(['history_pruned']);
