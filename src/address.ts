@@ -5,28 +5,25 @@
 //   MAC   : high 16 bits of AR.MAC, low 32 bits = (low32(AR.MAC) + index) mod 2^32   (no carry)
 // oned keeps SIZE and indices as unsigned int, so an AR holds at most 2^32 - 1 addresses.
 import { Address6 } from 'ip-address';
-import { IpamError } from './errors';
+import { badRequest } from './errors';
 
 // oned parses SIZE into an unsigned int: 4294967296 is "Wrong SIZE for address range". A larger SIZE
 // must be refused here, or oned would refuse the AR after pgipam had registered it.
 export const MAX_AR_SIZE = 2 ** 32 - 1;
 const TWO32 = 2n ** 32n;
 
-function bad(message: string): IpamError {
-  return new IpamError('BAD_REQUEST', message);
-}
 
 // Dotted quad, digits and dots only, as oned requires; leading zeros are refused because some
 // tools read them as octal.
 export function parseIPv4(text: string, what = 'IP'): number {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (!m) throw bad(`${what} "${text}" is not an IPv4 address in dotted-quad form`);
+  if (!m) throw badRequest(`${what} "${text}" is not an IPv4 address in dotted-quad form`);
   let n = 0;
   for (let i = 1; i <= 4; i++) {
     const part = m[i]!;
-    if (part.length > 1 && part.startsWith('0')) throw bad(`${what} "${text}" has a leading zero in an octet`);
+    if (part.length > 1 && part.startsWith('0')) throw badRequest(`${what} "${text}" has a leading zero in an octet`);
     const v = Number(part);
-    if (v > 255) throw bad(`${what} "${text}" has an octet above 255`);
+    if (v > 255) throw badRequest(`${what} "${text}" has an octet above 255`);
     n = n * 256 + v;
   }
   return n;
@@ -39,7 +36,7 @@ export function formatIPv4(n: number): string {
 // A plain IPv6 address: no prefix length, no zone index.
 export function parseIPv6(text: string, what = 'IP6'): bigint {
   if (text.length > 45 || !/^[0-9A-Fa-f:.]+$/.test(text) || !text.includes(':') || !Address6.isValid(text)) {
-    throw bad(`${what} "${text}" is not a valid IPv6 address`);
+    throw badRequest(`${what} "${text}" is not a valid IPv6 address`);
   }
   return new Address6(text).bigInt();
 }
@@ -51,7 +48,7 @@ export function formatIPv6(n: bigint): string {
 export function parseMac(text: string, what = 'MAC'): number {
   // oned accepts one or two hex digits per group (AddressRange.cc mac regexp).
   const m = /^([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})$/.exec(text);
-  if (!m) throw bad(`${what} "${text}" is not a MAC address (six hex groups separated by colons)`);
+  if (!m) throw badRequest(`${what} "${text}" is not a MAC address (six hex groups separated by colons)`);
   let n = 0;
   for (let i = 1; i <= 6; i++) n = n * 256 + parseInt(m[i]!, 16);
   return n;
@@ -91,7 +88,7 @@ export function prefixToMask(prefix: number): number {
 // Netmask in dotted form to a prefix length; refuses non-contiguous masks.
 export function maskToPrefix(mask: number, text: string): number {
   const inverted = ~mask >>> 0;
-  if ((inverted & (inverted + 1)) !== 0) throw bad(`NETWORK_MASK "${text}" is not a contiguous netmask`);
+  if ((inverted & (inverted + 1)) !== 0) throw badRequest(`NETWORK_MASK "${text}" is not a contiguous netmask`);
   let bits = 0;
   for (let m = mask; m !== 0; m = (m << 1) >>> 0) bits++;
   return bits;
@@ -105,7 +102,7 @@ export interface Cidr4 {
 export function parseCidr4(text: string, what: string): Cidr4 {
   const [addr, len, ...rest] = text.split('/');
   if (rest.length || len === undefined || !/^\d{1,2}$/.test(len) || Number(len) > 32) {
-    throw bad(`${what} "${text}" is not an IPv4 prefix such as 10.0.0.0/24`);
+    throw badRequest(`${what} "${text}" is not an IPv4 prefix such as 10.0.0.0/24`);
   }
   const prefix = Number(len);
   const ip = parseIPv4(addr!, what);
@@ -120,7 +117,7 @@ export interface Cidr6 {
 export function parseCidr6(text: string, what: string): Cidr6 {
   const [addr, len, ...rest] = text.split('/');
   if (rest.length || len === undefined || !/^\d{1,3}$/.test(len) || Number(len) > 128) {
-    throw bad(`${what} "${text}" is not an IPv6 prefix such as 2001:db8::/64`);
+    throw badRequest(`${what} "${text}" is not an IPv6 prefix such as 2001:db8::/64`);
   }
   const prefix = Number(len);
   const ip = parseIPv6(addr!, what);
@@ -130,10 +127,10 @@ export function parseCidr6(text: string, what: string): Cidr6 {
 
 // Strict decimal integer in [min, max]; the XML keeps every value a string until this point.
 export function parseCount(text: string | undefined, what: string, min: number, max: number): number {
-  if (text === undefined || text === '') throw bad(`${what} is missing`);
-  if (!/^\d{1,16}$/.test(text)) throw bad(`${what} "${text}" is not a whole number`);
+  if (text === undefined || text === '') throw badRequest(`${what} is missing`);
+  if (!/^\d{1,16}$/.test(text)) throw badRequest(`${what} "${text}" is not a whole number`);
   const n = Number(text);
-  if (n < min) throw bad(`${what} ${text} is below the minimum of ${min}`);
-  if (n > max) throw bad(`${what} ${text} is above the maximum of ${max}`);
+  if (n < min) throw badRequest(`${what} ${text} is below the minimum of ${min}`);
+  if (n > max) throw badRequest(`${what} ${text} is above the maximum of ${max}`);
   return n;
 }

@@ -28,6 +28,11 @@ export class IpamError extends Error {
   }
 }
 
+// The request (or a command's arguments) is malformed or inconsistent.
+export function badRequest(message: string): IpamError {
+  return new IpamError('BAD_REQUEST', message);
+}
+
 export function isIpamError(e: unknown, code?: IpamErrorCode): e is IpamError {
   return e instanceof IpamError && (code === undefined || e.code === code);
 }

@@ -8,8 +8,8 @@ import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
 import { checkName } from '../names';
 import type { ActionContext } from '../allocator/context';
-import { recordHistory } from '../allocator/store';
-import { getPool } from '../allocator/pools';
+import { recordHistory } from '../allocator/history';
+import { getPool } from '../allocator/pool-space';
 
 export const DRIVER_GROUP = 'pgipam_driver';
 

@@ -11,9 +11,12 @@ import { type Db, withTransaction } from '../db/client';
 import { IpamError } from '../errors';
 import type { ActionContext } from '../allocator/context';
 import { reserveKeptAddresses } from '../allocator/kept-addresses';
-import { type Family, formatAddress } from '../allocator/pools';
 import { rangeSpecFromAr } from '../allocator/range-spec';
-import { type RangeRow, addressAt, cutLeases, describeRange, giveFree, leasesOverlapping, lockRange, overlappingRanges, recordHistory } from '../allocator/store';
+import { type Family, formatAddress } from '../allocator/pool-space';
+import { type RangeRow, addressAt, describeRange, overlappingRanges } from '../allocator/range-queries';
+import { cutLeases, giveFree, leasesOverlapping } from '../allocator/lease-queries';
+import { lockRange } from '../allocator/locks';
+import { recordHistory } from '../allocator/history';
 
 export interface ResizeResult {
   rangeId: number;

@@ -6,7 +6,8 @@
 import type { Db } from '../db/client';
 import type { ActionContext } from './context';
 import type { RangeSpec } from './range-spec';
-import { type RangeRow, insertLease, takeFree } from './store';
+import { type RangeRow } from './range-queries';
+import { insertLease, takeFree } from './lease-queries';
 
 interface Kept {
   first: number;

@@ -4,7 +4,8 @@ import {
   MAX_AR_SIZE, formatIPv4, formatIPv6, formatMac, maskToPrefix, parseCidr4, parseCount, parseIPv4, parseIPv6,
   parseMac, prefixToMask,
 } from '../address';
-import { IpamError } from '../errors';
+import { ONED_COMPUTED_ATTRIBUTES } from '../ar-attributes';
+import { badRequest } from '../errors';
 
 export const AR_TYPES = ['ETHER', 'IP4', 'IP6', 'IP6_STATIC', 'IP4_6', 'IP4_6_STATIC'] as const;
 export type ArType = (typeof AR_TYPES)[number];
@@ -29,21 +30,17 @@ export interface RangeSpec extends RangeAddresses {
   gateway4: number | null;
 }
 
-function bad(message: string): IpamError {
-  return new IpamError('BAD_REQUEST', message);
-}
-
 export function parseArType(value: string | undefined): ArType {
-  if (!value) throw bad('AR has no TYPE: expected one of ' + AR_TYPES.join(', '));
+  if (!value) throw badRequest('AR has no TYPE: expected one of ' + AR_TYPES.join(', '));
   const t = value.toUpperCase();
-  if (!(AR_TYPES as readonly string[]).includes(t)) throw bad(`AR TYPE "${value}" is unknown: expected one of ${AR_TYPES.join(', ')}`);
+  if (!(AR_TYPES as readonly string[]).includes(t)) throw badRequest(`AR TYPE "${value}" is unknown: expected one of ${AR_TYPES.join(', ')}`);
   return t as ArType;
 }
 
 // Validates a registration request and works out the addresses it covers.
 export function rangeSpecFromAr(ar: Record<string, string>): RangeSpec {
   const type = parseArType(ar.TYPE);
-  if ((ar.SHARED ?? '').toUpperCase() === 'YES') throw bad('shared ARs (SHARED = "YES") cannot use an external IPAM');
+  if ((ar.SHARED ?? '').toUpperCase() === 'YES') throw badRequest('shared ARs (SHARED = "YES") cannot use an external IPAM');
   const macFirst = ar.MAC !== undefined ? parseMac(ar.MAC, 'AR MAC') : null;
 
   let ip4First: number | null = null;
@@ -52,12 +49,12 @@ export function rangeSpecFromAr(ar: Record<string, string>): RangeSpec {
   let size: number;
 
   if (hasIPv4(type)) {
-    if (ar.IP === undefined) throw bad(`a ${type} AR needs an IP (the first address of the range)`);
+    if (ar.IP === undefined) throw badRequest(`a ${type} AR needs an IP (the first address of the range)`);
     ip4First = parseIPv4(ar.IP, 'AR IP');
   }
   if (hasStaticIPv6(type)) {
-    if (ar.IP6 === undefined) throw bad(`a ${type} AR needs IP6 (the first IPv6 address of the range)`);
-    if (ar.PREFIX_LENGTH === undefined) throw bad(`a ${type} AR needs PREFIX_LENGTH`);
+    if (ar.IP6 === undefined) throw badRequest(`a ${type} AR needs IP6 (the first IPv6 address of the range)`);
+    if (ar.PREFIX_LENGTH === undefined) throw badRequest(`a ${type} AR needs PREFIX_LENGTH`);
     ip6First = parseIPv6(ar.IP6, 'AR IP6');
     prefixLength = parseCount(ar.PREFIX_LENGTH, 'AR PREFIX_LENGTH', 1, 128);
   }
@@ -65,7 +62,7 @@ export function rangeSpecFromAr(ar: Record<string, string>): RangeSpec {
     for (const key of ['GLOBAL_PREFIX', 'ULA_PREFIX'] as const) {
       const v = ar[key];
       if (v !== undefined && (v.includes('/') || !safeIPv6(v))) {
-        throw bad(`AR ${key} "${v}" must be an IPv6 address such as 2001:db8:: (no /length); only its first 64 bits are used`);
+        throw badRequest(`AR ${key} "${v}" must be an IPv6 address such as 2001:db8:: (no /length); only its first 64 bits are used`);
       }
     }
   }
@@ -77,19 +74,19 @@ export function rangeSpecFromAr(ar: Record<string, string>): RangeSpec {
   }
 
   if (ip4First !== null && ip4First + size > 2 ** 32) {
-    throw bad(`AR IP ${ar.IP} with SIZE ${size} runs past 255.255.255.255`);
+    throw badRequest(`AR IP ${ar.IP} with SIZE ${size} runs past 255.255.255.255`);
   }
   if (ip6First !== null) {
     const low = Number(ip6First % 2n ** 32n);
     if (low + size > 2 ** 32) {
-      throw bad(`AR IP6 ${ar.IP6} with SIZE ${size} would wrap the low 32 bits, which OpenNebula adds the index to without carry`);
+      throw badRequest(`AR IP6 ${ar.IP6} with SIZE ${size} would wrap the low 32 bits, which OpenNebula adds the index to without carry`);
     }
     const hostBits = 128n - BigInt(prefixLength!);
     const offset = ip6First - ((ip6First >> hostBits) << hostBits);
-    if (offset + BigInt(size) > 1n << hostBits) throw bad(`AR IP6 ${ar.IP6} with SIZE ${size} runs past the end of its /${prefixLength} prefix`);
+    if (offset + BigInt(size) > 1n << hostBits) throw badRequest(`AR IP6 ${ar.IP6} with SIZE ${size} runs past the end of its /${prefixLength} prefix`);
   }
   if (macFirst !== null && (macFirst % 2 ** 32) + size > 2 ** 32) {
-    throw bad(`AR MAC ${ar.MAC} with SIZE ${size} would wrap the low 32 bits of the MAC`);
+    throw badRequest(`AR MAC ${ar.MAC} with SIZE ${size} would wrap the low 32 bits of the MAC`);
   }
 
   let network4: RangeSpec['network4'] = null;
@@ -99,13 +96,13 @@ export function rangeSpecFromAr(ar: Record<string, string>): RangeSpec {
     if (network4) {
       const netSize = 2 ** (32 - network4.prefix);
       if (ip4First < network4.network || ip4First + size > network4.network + netSize) {
-        throw bad(`AR range ${ar.IP} + ${size} does not fit in its network ${formatIPv4(network4.network)}/${network4.prefix}`);
+        throw badRequest(`AR range ${ar.IP} + ${size} does not fit in its network ${formatIPv4(network4.network)}/${network4.prefix}`);
       }
     }
     if (ar.GATEWAY !== undefined) {
       gateway4 = parseIPv4(ar.GATEWAY, 'AR GATEWAY');
       if (network4 && (gateway4 & prefixToMask(network4.prefix)) >>> 0 !== network4.network) {
-        throw bad(`AR GATEWAY ${ar.GATEWAY} is not inside the network ${formatIPv4(network4.network)}/${network4.prefix}`);
+        throw badRequest(`AR GATEWAY ${ar.GATEWAY} is not inside the network ${formatIPv4(network4.network)}/${network4.prefix}`);
       }
     }
   }
@@ -149,23 +146,17 @@ function networkFromAr(ar: Record<string, string>, ip4First: number): { network:
     const mask = ar.NETWORK_MASK.startsWith('/')
       ? parseCount(ar.NETWORK_MASK.slice(1), 'AR NETWORK_MASK', 0, 32)
       : maskToPrefix(parseIPv4(ar.NETWORK_MASK, 'AR NETWORK_MASK'), ar.NETWORK_MASK);
-    if (prefix !== null && prefix !== mask) throw bad(`AR NETWORK_ADDRESS ${ar.NETWORK_ADDRESS} and NETWORK_MASK ${ar.NETWORK_MASK} disagree`);
+    if (prefix !== null && prefix !== mask) throw badRequest(`AR NETWORK_ADDRESS ${ar.NETWORK_ADDRESS} and NETWORK_MASK ${ar.NETWORK_MASK} disagree`);
     prefix = mask;
   }
   if (prefix === null) return null;
   const base = network ?? ip4First;
   const netNumber = (base & prefixToMask(prefix)) >>> 0;
   if (network !== null && network !== netNumber) {
-    throw bad(`AR NETWORK_ADDRESS ${formatIPv4(network)} is not the network address of a /${prefix}`);
+    throw badRequest(`AR NETWORK_ADDRESS ${formatIPv4(network)} is not the network address of a /${prefix}`);
   }
   return { network: netNumber, prefix };
 }
-
-// Attributes oned computes or maintains itself; echoing them back is pointless or harmful.
-const NOT_ECHOED = new Set([
-  'AR_ID', 'ALLOCATED', 'USED_LEASES', 'LEASES', 'NEXT_INDEX', 'MAC_END', 'IP_END', 'IP6_END', 'IP6_ULA',
-  'IP6_ULA_END', 'IP6_GLOBAL', 'IP6_GLOBAL_END', 'PARENT_NETWORK_AR_ID', 'PARENT_NETWORK',
-]);
 
 // The AR reply: every attribute received (oned replaces the AR with the reply), normalised
 // address attributes, and what pgipam knows about the network, ending with our own range id.
@@ -185,7 +176,7 @@ export function registerReply(
   out.SIZE = String(spec.size);
   if (spec.macFirst !== null) out.MAC = formatMac(spec.macFirst);
   for (const [k, v] of Object.entries(ar)) {
-    if (NOT_ECHOED.has(k) || k in out) continue;
+    if (ONED_COMPUTED_ATTRIBUTES.has(k) || k in out) continue;
     out[k] = v;
   }
   if (spec.network4) {

@@ -11,8 +11,8 @@
 //   * fields that name different addresses are refused, naming both: nothing is guessed.
 // SLAAC addresses (IP6_GLOBAL, IP6_ULA) are derived from the MAC and add nothing.
 import { ip6Index, macIndex, parseIPv4, parseIPv6, parseMac } from '../address';
-import { IpamError } from '../errors';
-import { type RangeRow, describeRange } from './store';
+import { IpamError, badRequest } from '../errors';
+import { type RangeRow, describeRange } from './range-queries';
 
 export interface RequestedAddress {
   // first index of the block, and how a person would name it (the field oned sent, as sent)
@@ -27,9 +27,6 @@ interface Reading {
   index: number | null;
 }
 
-function bad(message: string): IpamError {
-  return new IpamError('BAD_REQUEST', message);
-}
 
 function tryIPv6(text: string): bigint | null {
   try {
@@ -77,16 +74,16 @@ export function requestedAddress(range: RangeRow, ar: Record<string, string>, ad
   if (!first) {
     const need = range.ip4First !== null ? 'IP' : range.ip6First !== null ? 'IP6 or MAC' : 'MAC';
     const why = unusable.length ? `: ${unusable.join('; ')}` : '';
-    throw bad(`ADDRESS has no ${need} to name an address of ${describeRange(range)} by${why}`);
+    throw badRequest(`ADDRESS has no ${need} to name an address of ${describeRange(range)} by${why}`);
   }
   for (const other of found.slice(1)) {
     if (other.index !== first.index) {
-      throw bad(`ADDRESS ${first.field} ${first.text} and ${other.field} ${other.text} name different addresses of ${describeRange(range)} (${where(first, range)}, ${where(other, range)})`);
+      throw badRequest(`ADDRESS ${first.field} ${first.text} and ${other.field} ${other.text} name different addresses of ${describeRange(range)} (${where(first, range)}, ${where(other, range)})`);
     }
   }
   const { index, text } = first;
   if (index === null || index >= limit) throw outside(range, ar, text, index);
-  if (index + count > limit) throw bad(`${text} + SIZE ${count} runs past the end of ${describeRange(range)}`);
+  if (index + count > limit) throw badRequest(`${text} + SIZE ${count} runs past the end of ${describeRange(range)}`);
   return { index, text };
 }
 
@@ -107,5 +104,5 @@ function outside(range: RangeRow, ar: Record<string, string>, text: string, inde
   if (hint && index !== null && index >= range.size && index < (arSize(ar) ?? 0)) {
     return new IpamError('RANGE_MISMATCH', `${text} is beyond the end of ${describeRange(range)}: ${hint}`);
   }
-  return bad(`${text} is outside ${describeRange(range)}`);
+  return badRequest(`${text} is outside ${describeRange(range)}`);
 }

@@ -8,15 +8,17 @@ import { connect, withClient, type Db } from '../db/client';
 import { migrate, pendingSql, schemaVersion, SCHEMA_VERSION } from '../db/migrate';
 import { IpamError, coerceError, toOneLine } from '../errors';
 import type { ActionContext } from '../allocator/context';
-import { addSpace, listLeases, listRanges, listSpaces, rangeMap, removeRange, showRange, type RangeInfo } from '../admin/queries';
-import { type PoolInfo, addPool, listPools, poolInfo, removePool, setPool } from '../admin/pools';
 import { addPlatform, applyDriverGrants, grantPool, listPlatforms, removePlatform } from '../admin/platforms';
-import { find, history, pruneHistory, reserve, unreserve } from '../admin/addresses';
 import { PUBLIC_SCHEMA_PROBLEM, checkDatabase, publicSchemaWritable } from '../admin/check';
 import { resizeRange } from '../admin/range-resize';
 import { MAX_AR_SIZE } from '../address';
-import { getPool } from '../allocator/pools';
 import { printTable, utilisationBar } from './print';
+import { addSpace, listSpaces } from '../admin/spaces';
+import { listLeases, listRanges, rangeMap, removeRange, showRange, type RangeInfo } from '../admin/range-admin';
+import { type PoolInfo, addPool, listPools, poolInfo, removePool, setPool } from '../admin/pool-admin';
+import { find, history, pruneHistory } from '../admin/lookups';
+import { reserve, unreserve } from '../admin/reservations';
+import { getPool } from '../allocator/pool-space';
 
 interface Global {
   json: boolean;

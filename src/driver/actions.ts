@@ -1,8 +1,12 @@
 // The five actions as oned sees them: what each reads and writes (its --help), and the library
 // call it makes. The executables in actions/ are one line each around these definitions.
-import { allocateAddress, freeAddress, getAddress, registerAddressRange, unregisterAddressRange } from '../allocator/actions';
 import type { ActionDefinition, ActionName } from './run-action';
 import { renderTemplate } from './template';
+import { allocateAddress } from '../allocator/allocate-address';
+import { freeAddress } from '../allocator/free-address';
+import { getAddress } from '../allocator/get-address';
+import { registerAddressRange } from '../allocator/register';
+import { unregisterAddressRange } from '../allocator/unregister';
 
 export const ACTIONS: Record<ActionName, ActionDefinition> = {
   register_address_range: {

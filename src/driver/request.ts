@@ -2,37 +2,30 @@
 // since OpenNebula 5.10 (argv[1] is then the request id), as argv[1] in 5.4-5.8 (argv[2] optional
 // id), or raw XML on stdin for people debugging by hand.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { IpamError } from '../errors';
+import { badRequest } from '../errors';
+import type { IpamRequest } from '../ipam-request';
+export type { IpamRequest };
 
 export const MAX_INPUT_BYTES = 4 * 1024 * 1024;
 const MAX_DEPTH = 4; // IPAM_DRIVER_ACTION_DATA > AR > KEY > text is all oned ever sends
 const CDATA = '#cdata';
 
-export interface ActionRequest {
-  // AR attributes, keys upper-cased, values trimmed strings (CDATA unwrapped).
-  ar: Record<string, string>;
-  // ADDRESS attributes; empty elements (register/unregister) are dropped.
-  address: Record<string, string>;
-}
 
-function bad(message: string): IpamError {
-  return new IpamError('BAD_REQUEST', message);
-}
 
 // Turns the raw payload (base64 or XML text) into XML text.
 export function decodePayload(payload: string): string {
-  if (payload.length > MAX_INPUT_BYTES) throw bad(`request is larger than ${MAX_INPUT_BYTES} bytes`);
+  if (payload.length > MAX_INPUT_BYTES) throw badRequest(`request is larger than ${MAX_INPUT_BYTES} bytes`);
   const trimmed = payload.trim();
-  if (trimmed === '') throw bad('empty request: expected base64-encoded IPAM_DRIVER_ACTION_DATA XML on stdin');
+  if (trimmed === '') throw badRequest('empty request: expected base64-encoded IPAM_DRIVER_ACTION_DATA XML on stdin');
   if (trimmed.startsWith('<')) return trimmed;
   const compact = trimmed.replace(/\s+/g, '');
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 !== 0) {
-    throw bad('request is neither base64 nor XML: expected base64-encoded IPAM_DRIVER_ACTION_DATA XML');
+    throw badRequest('request is neither base64 nor XML: expected base64-encoded IPAM_DRIVER_ACTION_DATA XML');
   }
   const bytes = Buffer.from(compact, 'base64');
   const xml = bytes.toString('utf8');
-  if (Buffer.byteLength(xml, 'utf8') !== bytes.length) throw bad('decoded request is not valid UTF-8');
-  if (!xml.trimStart().startsWith('<')) throw bad('decoded request is not XML');
+  if (Buffer.byteLength(xml, 'utf8') !== bytes.length) throw badRequest('decoded request is not valid UTF-8');
+  if (!xml.trimStart().startsWith('<')) throw badRequest('decoded request is not XML');
   return xml.trim();
 }
 
@@ -64,7 +57,7 @@ export function decodeXmlText(text: string, where: string): string {
     const m = /^#(?:x([0-9A-Fa-f]{1,6})|([0-9]{1,7}))$/.exec(name);
     const code = m ? (m[1] !== undefined ? parseInt(m[1], 16) : Number(m[2])) : NaN;
     if (!m || code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
-      throw bad(`${where} contains ${ref.slice(0, 20)}, which is not a character XML allows without a DTD`);
+      throw badRequest(`${where} contains ${ref.slice(0, 20)}, which is not a character XML allows without a DTD`);
     }
     return String.fromCodePoint(code);
   });
@@ -79,40 +72,40 @@ function elementName(node: Node): string | undefined {
 }
 
 // Parses the XML text into AR and ADDRESS maps, refusing anything oned would never send.
-export function parseActionXml(xml: string): ActionRequest {
-  if (xml.includes('\0')) throw bad('request contains a NUL byte');
+export function parseActionXml(xml: string): IpamRequest {
+  if (xml.includes('\0')) throw badRequest('request contains a NUL byte');
   // oned never sends a DTD; refusing it up front rules out entity expansion and external entities.
-  if (/<!DOCTYPE|<!ENTITY/i.test(xml)) throw bad('request XML contains a DOCTYPE or ENTITY declaration, which is not accepted');
+  if (/<!DOCTYPE|<!ENTITY/i.test(xml)) throw badRequest('request XML contains a DOCTYPE or ENTITY declaration, which is not accepted');
   let depth = 0;
   for (const m of xml.matchAll(/<(\/?)([A-Za-z_][\w.-]*)[^>]*?(\/?)>|<!\[CDATA\[[\s\S]*?\]\]>/g)) {
     if (m[2] === undefined) continue; // CDATA section
     if (m[1] === '/') depth--;
     else if (m[3] !== '/') depth++;
-    if (depth > MAX_DEPTH) throw bad(`request XML is nested deeper than ${MAX_DEPTH} levels`);
+    if (depth > MAX_DEPTH) throw badRequest(`request XML is nested deeper than ${MAX_DEPTH} levels`);
   }
   const valid = XMLValidator.validate(xml);
-  if (valid !== true) throw bad(`request is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
+  if (valid !== true) throw badRequest(`request is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
   let doc: Node[];
   try {
     doc = parser.parse(xml) as Node[];
   } catch (e) {
     // the parser is stricter than the validator in places (e.g. a stray "<!")
-    throw bad(`request is not well-formed XML: ${(e as Error).message.split('\n')[0]!.slice(0, 120)}`);
+    throw badRequest(`request is not well-formed XML: ${(e as Error).message.split('\n')[0]!.slice(0, 120)}`);
   }
   const roots = doc.filter((n) => !isBlankText(n));
   if (roots.length !== 1 || elementName(roots[0]!) !== 'IPAM_DRIVER_ACTION_DATA') {
-    throw bad('request root element must be IPAM_DRIVER_ACTION_DATA');
+    throw badRequest('request root element must be IPAM_DRIVER_ACTION_DATA');
   }
   const parts: Partial<Record<'AR' | 'ADDRESS', Node[]>> = {};
   for (const n of children(roots[0]!, 'IPAM_DRIVER_ACTION_DATA')) {
     if (isBlankText(n)) continue;
     const k = elementName(n);
-    if (k === '#text' || k === CDATA) throw bad('IPAM_DRIVER_ACTION_DATA must contain AR and ADDRESS elements, not text');
-    if (k !== 'AR' && k !== 'ADDRESS') throw bad(`unexpected element IPAM_DRIVER_ACTION_DATA/${k}`);
-    if (parts[k]) throw bad(`request has more than one ${k} element`);
+    if (k === '#text' || k === CDATA) throw badRequest('IPAM_DRIVER_ACTION_DATA must contain AR and ADDRESS elements, not text');
+    if (k !== 'AR' && k !== 'ADDRESS') throw badRequest(`unexpected element IPAM_DRIVER_ACTION_DATA/${k}`);
+    if (parts[k]) throw badRequest(`request has more than one ${k} element`);
     parts[k] = children(n, k);
   }
-  if (!parts.AR) throw bad('request has no AR element');
+  if (!parts.AR) throw badRequest('request has no AR element');
   return { ar: leafMap(parts.AR, 'AR'), address: parts.ADDRESS ? leafMap(parts.ADDRESS, 'ADDRESS') : {} };
 }
 
@@ -126,10 +119,10 @@ function leafMap(nodes: Node[], name: string): Record<string, string> {
   for (const n of nodes) {
     if (isBlankText(n)) continue;
     const key = elementName(n)!;
-    if (key === '#text' || key === CDATA) throw bad(`${name} must contain attribute elements, not text`);
-    if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(key)) throw bad(`${name} has an attribute with an invalid name: ${key.slice(0, 40)}`);
+    if (key === '#text' || key === CDATA) throw badRequest(`${name} must contain attribute elements, not text`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(key)) throw badRequest(`${name} has an attribute with an invalid name: ${key.slice(0, 40)}`);
     const upper = key.toUpperCase();
-    if (seen.has(upper)) throw bad(`${name}/${upper} appears more than once`);
+    if (seen.has(upper)) throw badRequest(`${name}/${upper} appears more than once`);
     seen.add(upper);
     const value = textOf(children(n, key), `${name}/${upper}`).trim();
     if (value === '') continue; // oned drops empty attributes; register's <ADDRESS> is all empty tags
@@ -145,7 +138,7 @@ function textOf(nodes: Node[], where: string): string {
     const k = elementName(n);
     if (k === '#text') text += decodeXmlText(String(n['#text']), where);
     else if (k === CDATA) text += children(n, CDATA).map((c) => String(c['#text'] ?? '')).join('');
-    else throw bad(`${where} must be a text value`);
+    else throw badRequest(`${where} must be a text value`);
   }
   return text;
 }
@@ -164,7 +157,7 @@ export async function readActionInput(
     return { payload: first, requestId: second && /^\d+$/.test(second) ? second : '-' };
   }
   const requestId = first && /^-?\d+$/.test(first) ? first : '-';
-  if (stdinIsTty) throw bad('no request: pipe base64-encoded IPAM_DRIVER_ACTION_DATA XML into stdin (see --help)');
+  if (stdinIsTty) throw badRequest('no request: pipe base64-encoded IPAM_DRIVER_ACTION_DATA XML into stdin (see --help)');
   return { payload: await readStdin(), requestId };
 }
 
@@ -174,7 +167,7 @@ export async function readStream(stream: NodeJS.ReadableStream, limit = MAX_INPU
   for await (const chunk of stream) {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
     total += buf.length;
-    if (total > limit) throw bad(`request is larger than ${limit} bytes`);
+    if (total > limit) throw badRequest(`request is larger than ${limit} bytes`);
     chunks.push(buf);
   }
   return Buffer.concat(chunks).toString('utf8');

@@ -4,7 +4,8 @@ import { DEFAULT_ACTION_TIMEOUT_MS, loadConfig } from '../config';
 import { isCommitInFlight, withClient, type Db } from '../db/client';
 import { type IpamError, coerceError, toOneLine } from '../errors';
 import type { ActionContext } from '../allocator/context';
-import { type ActionRequest, decodePayload, parseActionXml, readActionInput, readStream } from './request';
+import { decodePayload, parseActionXml, readActionInput, readStream } from './request';
+import { type IpamRequest } from '../ipam-request';
 
 export const ACTION_NAMES = ['register_address_range', 'unregister_address_range', 'allocate_address', 'get_address', 'free_address'] as const;
 export type ActionName = (typeof ACTION_NAMES)[number];
@@ -17,7 +18,7 @@ export interface ActionDefinition {
   // The help text: what the action reads and writes.
   help: string;
   // Runs the library call and returns the reply for stdout ('' for actions oned ignores).
-  run: (db: Db, req: ActionRequest, ctx: ActionContext) => Promise<string>;
+  run: (db: Db, req: IpamRequest, ctx: ActionContext) => Promise<string>;
 }
 
 export interface ActionIo {

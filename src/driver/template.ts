@@ -1,18 +1,9 @@
 // The one renderer of OpenNebula template syntax for replies (template_parser.l / template_syntax.y):
 //   NAME = [ KEY = "value", ... ]
 // Inside a quoted value the only escape is \" ; a backslash before any other character is literal.
-import { IpamError } from '../errors';
+import { checkTemplateValue } from '../template-value';
 
 export type TemplateValues = Record<string, string>;
-
-export function checkTemplateValue(key: string, value: string): void {
-  if (!/^[A-Z_][A-Z0-9_]*$/.test(key)) throw new IpamError('BAD_REQUEST', `attribute name ${key} is not valid in an OpenNebula template`);
-  // Reasons, in order: oned's template lexer aborts on ]]>; a value spanning lines would need the
-  // parser to accept it; a trailing backslash would escape the closing quote.
-  if (value.includes(']]>')) throw new IpamError('BAD_REQUEST', `attribute ${key} contains "]]>", which OpenNebula templates cannot hold`);
-  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) throw new IpamError('BAD_REQUEST', `attribute ${key} contains a newline or control character`);
-  if (value.endsWith('\\')) throw new IpamError('BAD_REQUEST', `attribute ${key} ends with a backslash, which OpenNebula templates cannot hold`);
-}
 
 export function quote(value: string): string {
   return '"' + value.replace(/"/g, '\\"') + '"';

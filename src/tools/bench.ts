@@ -4,12 +4,13 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
-import { getAddress, registerAddressRange } from '../allocator/actions';
 import { silentContext } from '../allocator/context';
 import { migrate } from '../db/migrate';
-import { addPool } from '../admin/pools';
 import { startEmbeddedPostgres } from './embedded';
 import { actionData, addressXml, arXmlFormB, storedAr, toBase64 } from './oned-sim';
+import { getAddress } from '../allocator/get-address';
+import { registerAddressRange } from '../allocator/register';
+import { addPool } from '../admin/pool-admin';
 
 const root = path.resolve(__dirname, '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);

@@ -4,13 +4,13 @@ import path from 'node:path';
 import pg from 'pg';
 import { migrate } from '../db/migrate';
 import { parseTemplate } from '../driver/template';
-import { listRanges } from '../admin/queries';
-import { addPool } from '../admin/pools';
-import { reserve } from '../admin/addresses';
 import { silentContext } from '../allocator/context';
 import { startEmbeddedPostgres } from './embedded';
 import { type Attrs, EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from './oned-sim';
 import { runExe } from './run-exe';
+import { listRanges } from '../admin/range-admin';
+import { addPool } from '../admin/pool-admin';
+import { reserve } from '../admin/reservations';
 
 const root = path.resolve(__dirname, '..');
 let requestId = 0;

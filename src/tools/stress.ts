@@ -7,7 +7,6 @@ import path from 'node:path';
 import pg from 'pg';
 import { formatIPv4, parseIPv4 } from '../address';
 import { migrate } from '../db/migrate';
-import { addPool } from '../admin/pools';
 import { checkDatabase } from '../admin/check';
 import { silentContext } from '../allocator/context';
 import { reasonLines } from '../errors';
@@ -16,6 +15,7 @@ import { startEmbeddedPostgres } from './embedded';
 import { type Attrs, EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from './oned-sim';
 import { makeRng, seedFromEnv, type Rng } from './random';
 import { type ExeResult, runExe } from './run-exe';
+import { addPool } from '../admin/pool-admin';
 
 export interface StressOptions {
   databaseUrl: string;

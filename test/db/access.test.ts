@@ -3,12 +3,12 @@
 import crypto from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { addPool } from '../../src/admin/pools';
 import { addPlatform, grantPool, listPlatforms } from '../../src/admin/platforms';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../../src/tools/oned-sim';
 import { type TestDb, createTestDatabase, testContext } from '../helpers/db';
 import { runAction } from '../helpers/exe';
+import { addPool } from '../../src/admin/pool-admin';
 
 let t: TestDb;
 const ctx = testContext('acl');

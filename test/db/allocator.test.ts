@@ -1,9 +1,10 @@
 // The allocator library against a real PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allocateAddress, freeAddress, getAddress, registerAddressRange, unregisterAddressRange } from '../../src/allocator/actions';
-import { addSpace } from '../../src/admin/queries';
 import { parseIPv4 } from '../../src/address';
 import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../helpers/db';
+import { allocateAddress, freeAddress, registerAddressRange, unregisterAddressRange } from '../../src/allocator/index';
+import { getAddress } from '../../src/allocator/get-address';
+import { addSpace } from '../../src/admin/spaces';
 
 let t: TestDb;
 const ctx = testContext();

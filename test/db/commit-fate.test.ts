@@ -4,12 +4,13 @@
 // commit record is written, which makes the lost-acknowledgement case reproducible.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getAddress, registerAddressRange } from '../../src/allocator/actions';
 import { loadConfig } from '../../src/config';
 import { connect } from '../../src/db/client';
 import { migrate } from '../../src/db/migrate';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/tools/embedded';
 import { testContext } from '../helpers/db';
+import { getAddress } from '../../src/allocator/get-address';
+import { registerAddressRange } from '../../src/allocator/index';
 
 let server: EmbeddedServer;
 let admin: pg.Client;

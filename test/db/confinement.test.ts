@@ -6,15 +6,15 @@ import path from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, inject, it, vi } from 'vitest';
-import { freeAddress, registerAddressRange } from '../../src/allocator/actions';
-import { reserve } from '../../src/admin/addresses';
 import { addPlatform, grantPool, scramVerifier } from '../../src/admin/platforms';
-import { addPool, setPool } from '../../src/admin/pools';
 import { checkDatabase } from '../../src/admin/check';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../../src/tools/oned-sim';
 import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../helpers/db';
 import { ROOT, runAction } from '../helpers/exe';
+import { freeAddress, registerAddressRange } from '../../src/allocator/index';
+import { reserve } from '../../src/admin/reservations';
+import { addPool, setPool } from '../../src/admin/pool-admin';
 
 const ctx = testContext('conf');
 const CLI = path.join(ROOT, 'build/pgipam.mjs');
@@ -237,7 +237,7 @@ describe('6. operator reservations inside a platform\'s range', () => {
 
 describe('7. forged history', () => {
   it('takes actor and time from the database and refuses rows about other platforms\' ranges', async () => {
-    const { t, p } = await setup('forge', ['zone-a', 'zone-b']);
+    const { p } = await setup('forge', ['zone-a', 'zone-b']);
     const a = await register(platformEnv(p['zone-a']!), { TYPE: 'IP4', IP: '10.92.0.0', SIZE: '4' });
     const b = await register(platformEnv(p['zone-b']!), { TYPE: 'IP4', IP: '10.92.1.0', SIZE: '4' });
     const c = await as(p['zone-a']!);

@@ -1,11 +1,14 @@
 // Pools that carve networks, reservations and holds, on a real PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allocateAddress, freeAddress, getAddress, ipv4Layout, registerAddressRange, unregisterAddressRange } from '../../src/allocator/actions';
-import { addPool, poolInfo, removePool, setPool } from '../../src/admin/pools';
-import { find, history, reserve, unreserve } from '../../src/admin/addresses';
-import { addSpace, rangeMap, removeRange, showRange } from '../../src/admin/queries';
-import { cidrCover, getPool } from '../../src/allocator/pools';
 import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../helpers/db';
+import { allocateAddress, freeAddress, ipv4Layout, registerAddressRange, unregisterAddressRange } from '../../src/allocator/index';
+import { getAddress } from '../../src/allocator/get-address';
+import { addPool, poolInfo, removePool, setPool } from '../../src/admin/pool-admin';
+import { find, history } from '../../src/admin/lookups';
+import { reserve, unreserve } from '../../src/admin/reservations';
+import { addSpace } from '../../src/admin/spaces';
+import { rangeMap, removeRange, showRange } from '../../src/admin/range-admin';
+import { cidrCover, getPool } from '../../src/allocator/pool-space';
 
 let t: TestDb;
 const ctx = testContext('r1');

@@ -2,13 +2,14 @@
 // after every step: a range's free extents (get, allocate, free, reserve) and a pool's buddy list
 // (carve, take, return). Both must end exactly where they started.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allocateAddress, freeAddress, getAddress, registerAddressRange, unregisterAddressRange } from '../../src/allocator/actions';
-import { addPool } from '../../src/admin/pools';
 import { checkDatabase } from '../../src/admin/check';
 import { formatIPv4, parseIPv4 } from '../../src/address';
 import { isIpamError } from '../../src/errors';
 import { makeRng, seedFromEnv } from '../../src/tools/random';
 import { type TestDb, createTestDatabase, testContext } from '../helpers/db';
+import { allocateAddress, freeAddress, registerAddressRange, unregisterAddressRange } from '../../src/allocator/index';
+import { getAddress } from '../../src/allocator/get-address';
+import { addPool } from '../../src/admin/pool-admin';
 
 const SEED = seedFromEnv('PGIPAM_PROPERTY_SEED');
 let t: TestDb;

@@ -5,11 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { find } from '../../src/admin/addresses';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../../src/tools/oned-sim';
 import { type TestDb, checkConsistency, createTestDatabase, snapshot } from '../helpers/db';
 import { ROOT, runAction } from '../helpers/exe';
+import { find } from '../../src/admin/lookups';
 
 const REQUESTS = path.join(ROOT, 'test/fixtures/oned/requests');
 const CLI = path.join(ROOT, 'build/pgipam.mjs');

@@ -8,13 +8,13 @@ import { ACTIONS } from '../../src/driver/actions';
 import { ACTION_NAMES, runAction } from '../../src/driver/run-action';
 import { parseTemplate } from '../../src/driver/template';
 import { IpamError, reasonLines } from '../../src/errors';
-import { registerAddressRange } from '../../src/allocator/actions';
-import { addPool } from '../../src/admin/pools';
 import { makeRng, seedFromEnv } from '../../src/tools/random';
 import { storedAr, type Attrs } from '../../src/tools/oned-sim';
 import { type TestDb, createTestDatabase, snapshot, testContext } from '../helpers/db';
 import { mutate } from '../helpers/fuzz';
 import { runAction as runExe } from '../helpers/exe';
+import { registerAddressRange } from '../../src/allocator/index';
+import { addPool } from '../../src/admin/pool-admin';
 
 const SEED = seedFromEnv('PGIPAM_FUZZ_SEED');
 const CASES = Number(process.env.PGIPAM_FUZZ_CASES ?? 600);

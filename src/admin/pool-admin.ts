@@ -5,8 +5,10 @@ import { IpamError } from '../errors';
 import { checkName } from '../names';
 import { parseCidr4, parseCidr6 } from '../address';
 import type { ActionContext } from '../allocator/context';
-import { recordHistory, spaceIdByName } from '../allocator/store';
-import { type Block, type Family, type PoolRow, blockSize, describeBlock, formatAddress, getPool, listPoolRows, lockPool, assignSubnets, returnBlock, takeSpan } from '../allocator/pools';
+import { lockPools } from '../allocator/locks';
+import { recordHistory } from '../allocator/history';
+import { spaceIdByName } from '../allocator/range-queries';
+import { type Block, type Family, type PoolRow, blockSize, describeBlock, formatAddress, getPool, listPoolRows, assignSubnets, returnBlock, takeSpan } from '../allocator/pool-space';
 
 export interface PoolOptions {
   space?: string;
@@ -101,7 +103,7 @@ async function addPrefix(db: Db, pool: PoolRow, p: Block): Promise<void> {
     const other = rows[0] ? `prefix of pool "${rows[0].name}"` : 'another pool prefix';
     throw new IpamError('CONFLICT', `${describeBlock(p)} overlaps a ${other} in space ${pool.spaceName}`);
   }
-  await lockPool(db, pool.id);
+  await lockPools(db, [pool.id]);
   await returnBlock(db, pool.id, p);
   const column = p.family === 4 ? 'ip4' : 'ip6';
   const { rows: ranges } = await db.query<{ id: string; first: string; size: string; pool_id: string | null }>(
@@ -131,7 +133,7 @@ export async function setPool(db: Db, name: string, o: PoolChange, ctx: ActionCo
   return withTransaction(db, async () => {
     const pool = await getPool(db, name);
     if (!pool) throw new IpamError('NOT_FOUND', `no pool "${name}"`);
-    await lockPool(db, pool.id);
+    await lockPools(db, [pool.id]);
     if (o.isDefault) await db.query('update pgipam.pool set is_default = false where is_default and id <> $1', [pool.id]);
     await db.query(
       `update pgipam.pool set
@@ -165,7 +167,7 @@ export async function removePool(db: Db, name: string, force: boolean, ctx: Acti
   return withTransaction(db, async () => {
     const pool = await getPool(db, name);
     if (!pool) throw new IpamError('NOT_FOUND', `no pool "${name}"`);
-    await lockPool(db, pool.id);
+    await lockPools(db, [pool.id]);
     const { rows } = await db.query<{ n: string }>('select count(*)::text as n from pgipam.address_range where pool_id = $1', [pool.id]);
     const ranges = Number(rows[0]!.n);
     if (ranges > 0 && !force) throw new IpamError('CONFLICT', `pool "${name}" still has ${ranges} ranges: unregister them in OpenNebula first, or use --force to keep them as ranges outside any pool`);

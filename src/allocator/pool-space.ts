@@ -1,4 +1,4 @@
-// Pools: named address space that ranges are carved from. A pool's free space is a buddy list of
+// Pool space: named address space that ranges are carved from. A pool's free space is a buddy list of
 // aligned CIDR blocks (pool_free_block). Carving takes the smallest free block that holds the
 // request and splits it; returning a subnet merges it with its free buddy, level by level. Both
 // cost O(prefix length) index operations and never read the pool's existing subnets.
@@ -11,9 +11,6 @@ export const familyBits = (f: Family) => (f === 4 ? 32 : 128);
 export const blockSize = (f: Family, prefixLength: number) => 1n << BigInt(familyBits(f) - prefixLength);
 export const formatAddress = (f: Family, n: bigint) => (f === 4 ? formatIPv4(Number(n)) : formatIPv6(n));
 export const formatCidr = (f: Family, n: bigint, p: number) => `${formatAddress(f, n)}/${p}`;
-
-// Advisory lock class for per-pool serialisation of carving (the second key is the pool id).
-const POOL_LOCK_CLASS = 7_046_356;
 
 export interface PoolRow {
   id: number;
@@ -79,19 +76,23 @@ export async function listPoolRows(db: Db): Promise<PoolRow[]> {
   return rows.map(toPool);
 }
 
+// Whether the platform holds a grant for the pool.
+export async function hasPoolGrant(db: Db, poolId: number, platform: string): Promise<boolean> {
+  const { rowCount } = await db.query('select 1 from pgipam.pool_grant where pool_id = $1 and platform = $2', [poolId, platform]);
+  return (rowCount ?? 0) > 0;
+}
+
+// The pools a range holds subnets of (to lock them, in id order, before the range).
+export async function rangePoolIds(db: Db, rangeId: number): Promise<number[]> {
+  const { rows } = await db.query<{ pool_id: string }>('select distinct pool_id::text from pgipam.pool_allocation where range_id = $1', [rangeId]);
+  return rows.map((r) => Number(r.pool_id));
+}
+
 // Refuses a platform the pool is not granted to. Row-level security refuses it again in the
 // database for platforms with their own role; this check gives everyone the same clear line.
 export async function checkPoolAccess(db: Db, pool: PoolRow, platform: string): Promise<void> {
   if (!pool.restricted) return;
-  const { rows } = await db.query('select 1 from pgipam.pool_grant where pool_id = $1 and platform = $2', [pool.id, platform]);
-  if (!rows.length) throw new IpamError('PERMISSION_DENIED', `platform "${platform}" may not use pool "${pool.name}": grant it with "pgipam platform grant ${platform} ${pool.name}"`);
-}
-
-// Per-pool serialisation of carving and returning subnets, for the rest of the transaction. The
-// pool functions of migration 4 take the same lock themselves; callers that work on several
-// pools take theirs first, in id order.
-export async function lockPool(db: Db, poolId: number): Promise<void> {
-  await db.query('select pg_catalog.pg_advisory_xact_lock($1::int4, $2::int4)', [POOL_LOCK_CLASS, poolId]);
+  if (!(await hasPoolGrant(db, pool.id, platform))) throw new IpamError('PERMISSION_DENIED', `platform "${platform}" may not use pool "${pool.name}": grant it with "pgipam platform grant ${platform} ${pool.name}"`);
 }
 
 export interface Block {

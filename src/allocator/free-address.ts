@@ -1,0 +1,55 @@
+// free_address: frees the address oned names, even one out of a leased block, and succeeds when
+// there is nothing to free (a failed free keeps oned's lease forever).
+import { type Db, withTransaction } from '../db/client';
+import type { IpamRequest } from '../ipam-request';
+import type { ActionContext } from './context';
+import { recordHistory } from './history';
+import { cutLeases, giveFree, insertLease, leasesOverlapping } from './lease-queries';
+import { addressAt } from './range-queries';
+import { requestedCount, resolveRange } from './range-resolution';
+import { arSize, requestedAddress, sizeDriftHint } from './requested-address';
+
+export interface FreeResult {
+  rangeId: number | null;
+  freed: number;
+}
+
+export async function freeAddress(db: Db, req: IpamRequest, ctx: ActionContext): Promise<FreeResult> {
+  const count = requestedCount(req.address);
+  return withTransaction(db, async () => {
+    const range = await resolveRange(db, req.ar, 'no key update', ctx.platform);
+    if (!range) {
+      // oned keeps a lease whose free fails, forever; an address of a range we do not hold is free.
+      ctx.log('no pgipam range for this AR; nothing to free');
+      return { rangeId: null, freed: 0 };
+    }
+    // An address beyond pgipam's range inside an AR that oned grew was never handed out here:
+    // freeing it finds nothing, and succeeds (a failed free would keep oned's lease forever).
+    const { index, text } = requestedAddress(range, req.ar, req.address, count, Math.max(range.size, arSize(req.ar) ?? 0));
+    const last = index + count - 1;
+    if (last >= range.size) ctx.log(`${text} lies beyond the ${range.size} addresses of range ${range.id}: ${sizeDriftHint(range, req.ar) ?? 'nothing to free there'}`);
+    const leases = await leasesOverlapping(db, range.id, index, last);
+    const freeable = leases.filter((l) => l.kind === 'lease' || l.kind === 'allocation');
+    if (leases.some((l) => l.kind === 'reservation')) ctx.log(`${text} is reserved by an operator; the reservation stays`);
+    if (!freeable.length) {
+      ctx.log(`${text} was already free in range ${range.id}`);
+      return { rangeId: range.id, freed: 0 };
+    }
+    await cutLeases(db, range.id, freeable, index, last);
+    const holdSecs = range.holdSeconds;
+    let freed = 0;
+    for (const l of freeable) {
+      const f = Math.max(l.firstIdx, index);
+      const la = Math.min(l.lastIdx, last);
+      freed += la - f + 1;
+      if (holdSecs > 0) {
+        await insertLease(db, range.id, f, la, 'hold', ctx, { holdSeconds: holdSecs, note: `freed from ${l.kind}` });
+      } else {
+        await giveFree(db, range.id, f, la);
+      }
+      await recordHistory(db, ctx, { event: 'address_freed', spaceId: range.spaceId, rangeId: range.id, firstIdx: f, size: la - f + 1, address: addressAt(range, f), detail: { was: l.kind, hold_seconds: holdSecs } });
+    }
+    ctx.log(`freed ${text}${count > 1 ? ` + ${count - 1}` : ''} in range ${range.id}${holdSecs > 0 ? ` (on hold for ${holdSecs}s)` : ''}`);
+    return { rangeId: range.id, freed };
+  });
+}

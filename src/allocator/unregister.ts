@@ -1,0 +1,46 @@
+// unregister_address_range: removes the range with its leases and returns its subnets to their
+// pools; succeeds when the range is already gone.
+import { type Db, withTransaction } from '../db/client';
+import { isIpamError } from '../errors';
+import type { IpamRequest } from '../ipam-request';
+import type { ActionContext } from './context';
+import { recordHistory } from './history';
+import { lockPools } from './locks';
+import { describeBlock, rangePoolIds, releaseRangeBlocks } from './pool-space';
+import { addressAt, deleteRange, describeRange, rangeUsage } from './range-queries';
+import { findRangeId, lockNamedRange } from './range-resolution';
+
+export interface UnregisterResult {
+  rangeId: number | null;
+  released: number;
+}
+
+export async function unregisterAddressRange(db: Db, req: IpamRequest, ctx: ActionContext): Promise<UnregisterResult> {
+  return withTransaction(db, async () => {
+    let id: number | null;
+    try {
+      id = await findRangeId(db, req.ar);
+    } catch (e) {
+      // An AR in a space that no longer exists cannot have a range left.
+      if (isIpamError(e, 'SPACE_NOT_FOUND')) id = null;
+      else throw e;
+    }
+    // the lock order of locks.ts: the range's pools, then the range
+    if (id !== null) await lockPools(db, await rangePoolIds(db, id));
+    const range = id === null ? null : await lockNamedRange(db, id, req.ar, 'update', ctx.platform);
+    if (!range) {
+      ctx.log('no pgipam range for this AR; already unregistered');
+      return { rangeId: null, released: 0 };
+    }
+    const usage = await rangeUsage(db, range.id);
+    const blocks = await releaseRangeBlocks(db, range.id);
+    // recorded while the range exists: a platform writes history only about its own ranges
+    await recordHistory(db, ctx, {
+      event: 'range_unregistered', spaceId: range.spaceId, rangeId: range.id, firstIdx: 0, size: range.size, address: addressAt(range, 0),
+      detail: { released: usage.byKind, returned_to_pool: blocks.map(describeBlock) },
+    });
+    await deleteRange(db, range.id);
+    ctx.log(`unregistered ${describeRange(range)}; released ${usage.used} leased, reserved or held addresses`);
+    return { rangeId: range.id, released: usage.used };
+  });
+}
