@@ -3,10 +3,10 @@ import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
 import type { ActionContext } from '../allocator/context';
-import { type RangeRow, addressAt, describeRange, getRange, rangeUsage } from '../allocator/range-queries';
-import { lockRange } from '../allocator/locks';
+import { type RangeRow, addressAt, deleteRange, describeRange, getRange, rangeUsage } from '../allocator/range-queries';
+import { lockPools, lockRange } from '../allocator/locks';
 import { recordHistory } from '../allocator/history';
-import { releaseRangeBlocks } from '../allocator/pool-space';
+import { rangePoolIds, releaseRangeBlocks } from '../allocator/pool-space';
 
 export interface RangeInfo {
   range: RangeRow;
@@ -78,13 +78,14 @@ export async function listLeases(db: Db, filter: { rangeId?: number; kind?: stri
 // Removes a range by hand (a stale registration left behind when oned gave up on a request).
 export async function removeRange(db: Db, id: number, force: boolean, ctx: ActionContext): Promise<{ released: number }> {
   return withTransaction(db, async () => {
+    await lockPools(db, await rangePoolIds(db, id));
     const range = await lockRange(db, id, 'update');
     if (!range) throw new IpamError('NOT_FOUND', `no range ${id}`);
     const usage = await rangeUsage(db, id);
     const active = (usage.byKind.lease ?? 0) + (usage.byKind.allocation ?? 0);
     if (active > 0 && !force) throw new IpamError('CONFLICT', `${describeRange(range)} still has ${active} leased addresses: use --force to remove it anyway`);
     await releaseRangeBlocks(db, id);
-    await db.query('delete from pgipam.address_range where id = $1', [id]);
+    await deleteRange(db, id);
     await recordHistory(db, ctx, { event: 'range_removed', spaceId: range.spaceId, rangeId: id, firstIdx: 0, size: range.size, address: addressAt(range, 0), detail: { released: usage.byKind, forced: force } });
     return { released: usage.used };
   });

@@ -12,10 +12,10 @@ import { IpamError } from '../errors';
 import type { ActionContext } from '../allocator/context';
 import { reserveKeptAddresses } from '../allocator/kept-addresses';
 import { rangeSpecFromAr } from '../allocator/range-spec';
-import { type Family, formatAddress } from '../allocator/pool-space';
+import { type Family, formatAddress, rangePoolIds } from '../allocator/pool-space';
 import { type RangeRow, addressAt, describeRange, overlappingRanges } from '../allocator/range-queries';
 import { cutLeases, giveFree, leasesOverlapping } from '../allocator/lease-queries';
-import { lockRange } from '../allocator/locks';
+import { lockPools, lockRange } from '../allocator/locks';
 import { recordHistory } from '../allocator/history';
 
 export interface ResizeResult {
@@ -66,6 +66,7 @@ async function checkGrowth(db: Db, range: RangeRow, size: number): Promise<void>
 
 export async function resizeRange(db: Db, id: number, size: number, ctx: ActionContext): Promise<ResizeResult> {
   return withTransaction(db, async () => {
+    await lockPools(db, await rangePoolIds(db, id));
     const range = await lockRange(db, id, 'update');
     if (!range) throw new IpamError('NOT_FOUND', `no range ${id}`);
     const from = range.size;

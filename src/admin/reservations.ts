@@ -34,7 +34,7 @@ export function parseTarget(text: string): Target {
   return { family: first.family, first: first.n, last: last.n, text };
 }
 
-// Ranges of a space overlapping the target, with the target as index spans of each.
+// Ranges of a space overlapping the target, locked in id order, with the target as index spans of each.
 async function rangesOverlapping(db: Db, spaceId: number, t: Target): Promise<Array<{ range: RangeRow; first: number; last: number }>> {
   const col = t.family === 4 ? 'ip4' : 'ip6';
   const cast = t.family === 4 ? 'int8range($2::int8, $3::int8, \'[]\')' : 'numrange($2::numeric, $3::numeric, \'[]\')';
@@ -76,6 +76,9 @@ export async function reserve(db: Db, target: string, reason: string, space: str
   return withTransaction(db, async () => {
     const spaceId = await spaceIdByName(db, space);
     const result: ReserveResult = { inRanges: [], inPools: [] };
+    // the lock order of locks.ts: every pool the target touches, then every range
+    const pools = await poolsOverlapping(db, spaceId, t);
+    await lockPools(db, pools.map((p) => p.poolId));
     for (const { range, first, last } of await rangesOverlapping(db, spaceId, t)) {
       const taken = (await leasesOverlapping(db, range.id, first, last)).filter((l) => l.kind === 'lease' || l.kind === 'allocation');
       if (taken.length) throw new IpamError('ADDRESS_IN_USE', `cannot reserve ${addressAt(range, Math.max(taken[0]!.firstIdx, first))}: it is ${taken[0]!.kind === 'lease' ? 'leased' : 'allocated'} since ${taken[0]!.createdAt.toISOString()} in ${describeRange(range)}`);
@@ -88,9 +91,8 @@ export async function reserve(db: Db, target: string, reason: string, space: str
       await recordHistory(db, ctx, { event: 'address_reserved', spaceId, rangeId: range.id, firstIdx: first, size: last - first + 1, address: addressAt(range, first), detail: { reason } });
       result.inRanges.push({ rangeId: range.id, count: last - first + 1 });
     }
-    for (const p of await poolsOverlapping(db, spaceId, t)) {
+    for (const p of pools) {
       const pool = (await getPoolById(db, p.poolId))!;
-      await lockPools(db, [pool.id]);
       await db.query(`delete from pgipam.pool_reservation where pool_id = $1 and family = $2 and span <@ numrange($3::numeric, $4::numeric, '[]')`, [pool.id, t.family, p.first.toString(), p.last.toString()]);
       try {
         await db.query('savepoint res');
@@ -113,6 +115,7 @@ export async function unreserve(db: Db, target: string, space: string, ctx: Acti
   return withTransaction(db, async () => {
     const spaceId = await spaceIdByName(db, space);
     let released = 0;
+    await lockPools(db, (await poolsOverlapping(db, spaceId, t)).map((p) => p.poolId));
     for (const { range, first, last } of await rangesOverlapping(db, spaceId, t)) {
       const res = (await leasesOverlapping(db, range.id, first, last)).filter((l) => l.kind === 'reservation');
       await cutLeases(db, range.id, res, first, last);

@@ -151,12 +151,15 @@ export async function withClient<T>(config: Config, options: ConnectOptions, fn:
   }
 }
 
-// SQLSTATEs worth retrying the whole transaction for: serialization failure and deadlock.
-const RETRYABLE = new Set(['40001', '40P01']);
+// What is worth retrying the whole transaction for: a deadlock PostgreSQL broke. pgipam's own
+// transactions take their locks in one order (allocator/locks.ts), so only someone else's session
+// holding rows in another order can cause one; at READ COMMITTED a serialization failure (40001)
+// cannot happen. One first attempt and up to MAX_ATTEMPTS - 1 retries.
+const RETRYABLE = new Set(['40P01']);
 export const MAX_ATTEMPTS = 4;
 
 // Runs fn in one transaction; commits on success, rolls back on any error (the database is then
-// exactly as before), and retries only serialization failures and deadlocks, with jittered backoff.
+// exactly as before), and retries only deadlocks, with jittered backoff.
 //
 // A connection lost while COMMIT is on its way leaves the outcome unknown to the client (the
 // server may have committed and lost only the acknowledgement). Instead of guessing, the
