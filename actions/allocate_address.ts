@@ -1,5 +1,5 @@
 // allocate_address: oned wants a specific address (IP, IP6 or MAC, plus SIZE) marked as used.
-import { ACTIONS } from '../src/driver/actions';
-import { main } from '../src/driver/run-action';
+import { ACTION_DEFINITIONS } from '../src/driver/action-definitions';
+import { actionProcessMain } from '../src/driver/action-runner';
 
-main(ACTIONS.allocate_address);
+actionProcessMain(ACTION_DEFINITIONS.allocate_address);

@@ -1,5 +1,5 @@
 // free_address: oned releases one address (it frees blocks one address per call).
-import { ACTIONS } from '../src/driver/actions';
-import { main } from '../src/driver/run-action';
+import { ACTION_DEFINITIONS } from '../src/driver/action-definitions';
+import { actionProcessMain } from '../src/driver/action-runner';
 
-main(ACTIONS.free_address);
+actionProcessMain(ACTION_DEFINITIONS.free_address);

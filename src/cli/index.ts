@@ -388,7 +388,8 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
-export function main(): void {
+// The process entry of build/pgipam.mjs (src/cli/bin.ts).
+export function cliProcessMain(): void {
   runCli(hideBin(process.argv)).then((code) => {
     process.exitCode = code;
   });

@@ -5,9 +5,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { addPlatform, grantPool, listPlatforms } from '../../src/admin/platforms';
 import { parseTemplate } from '../../src/driver/template';
-import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../../src/tools/oned-sim';
-import { type TestDb, createTestDatabase, testContext } from '../helpers/db';
-import { runAction } from '../helpers/exe';
+import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import { type TestDb, createTestDatabase, testContext } from '../support/db';
+import { runActionProcess } from '../support/action-process';
 import { addPool } from '../../src/admin/pool-admin';
 
 let t: TestDb;
@@ -33,7 +33,7 @@ async function as(platform: string): Promise<pg.Client> {
 }
 
 const registerVia = (platform: string, request: Record<string, string>) =>
-  runAction('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...request }), EMPTY_ADDRESS)), { PGIPAM_DATABASE_URL: urls[platform]! });
+  runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...request }), EMPTY_ADDRESS)), { PGIPAM_DATABASE_URL: urls[platform]! });
 
 beforeAll(async () => {
   t = await createTestDatabase('access');
@@ -73,9 +73,9 @@ describe('platforms and grants', () => {
   });
 
   it('gives the same refusal to a front-end that connects as the owner but names the platform', async () => {
-    const r = await runAction('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '10', PGIPAM_POOL: 'secret' }), EMPTY_ADDRESS)), { PGIPAM_DATABASE_URL: t.url, PGIPAM_PLATFORM: A });
+    const r = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '10', PGIPAM_POOL: 'secret' }), EMPTY_ADDRESS)), { PGIPAM_DATABASE_URL: t.url, PGIPAM_PLATFORM: A });
     expect(r.reason).toBe(`platform "${A}" may not use pool "secret": grant it with "pgipam platform grant ${A} secret"`);
-    const unknown = await runAction('get_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '1' }), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: t.url, PGIPAM_PLATFORM: 'nobody' });
+    const unknown = await runActionProcess('get_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '1' }), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: t.url, PGIPAM_PLATFORM: 'nobody' });
     expect(unknown.reason).toBe('platform "nobody" is not known to the database: add it with "pgipam platform add nobody"');
   });
 
@@ -118,7 +118,7 @@ describe('platforms and grants', () => {
   it('a platform cannot lease from another platform\'s range by naming its id', async () => {
     const b = await registerVia(B, { TYPE: 'IP4', IP: '198.51.100.0', SIZE: '8' });
     const ar = storedAr(parseTemplate(b.stdout).values, 0);
-    const r = await runAction('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[A]! });
+    const r = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[A]! });
     expect(r.exitCode).toBe(255);
     expect(r.reason).toMatch(/^pgipam has no range \d+/);
   });
@@ -126,14 +126,14 @@ describe('platforms and grants', () => {
   it('a revoked grant stops leasing from the pool\'s ranges, but frees still work', async () => {
     const reg = await registerVia(B, { TYPE: 'IP4', SIZE: '10', PGIPAM_POOL: 'secret' });
     const ar = storedAr(parseTemplate(reg.stdout).values, 0);
-    const lease = await runAction('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
+    const lease = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
     expect(lease.exitCode).toBe(0);
     await grantPool(t.db, B, 'secret', false, ctx);
     try {
-      const refused = await runAction('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
+      const refused = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
       expect(refused.reason).toMatch(new RegExp(`^platform "${B}" may not use pool #\\d+ of range \\d+`));
       const ip = parseTemplate(lease.stdout).values.IP!;
-      const freed = await runAction('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip, size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
+      const freed = await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip, size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
       expect(freed.exitCode).toBe(0);
     } finally {
       await grantPool(t.db, B, 'secret', true, ctx);

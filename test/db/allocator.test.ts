@@ -1,7 +1,7 @@
 // The allocator library against a real PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseIPv4 } from '../../src/address';
-import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../helpers/db';
+import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../support/db';
 import { allocateAddress, freeAddress, registerAddressRange, unregisterAddressRange } from '../../src/allocator/index';
 import { getAddress } from '../../src/allocator/get-address';
 import { addSpace } from '../../src/admin/spaces';

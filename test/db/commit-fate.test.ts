@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config';
 import { connect } from '../../src/db/client';
 import { migrate } from '../../src/db/migrate';
-import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/tools/embedded';
-import { testContext } from '../helpers/db';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../support/embedded';
+import { testContext } from '../support/db';
 import { getAddress } from '../../src/allocator/get-address';
 import { registerAddressRange } from '../../src/allocator/index';
 

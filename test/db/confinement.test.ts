@@ -9,9 +9,9 @@ import { afterAll, afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { addPlatform, grantPool, scramVerifier } from '../../src/admin/platforms';
 import { checkDatabase } from '../../src/admin/check';
 import { parseTemplate } from '../../src/driver/template';
-import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../../src/tools/oned-sim';
-import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../helpers/db';
-import { ROOT, runAction } from '../helpers/exe';
+import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../support/db';
+import { ROOT, runActionProcess } from '../support/action-process';
 import { freeAddress, registerAddressRange } from '../../src/allocator/index';
 import { reserve } from '../../src/admin/reservations';
 import { addPool, setPool } from '../../src/admin/pool-admin';
@@ -69,7 +69,7 @@ const ownerEnv = (t: TestDb, platform?: string) => ({ PGIPAM_DATABASE_URL: t.url
 const platformEnv = (p: Platform) => ({ PGIPAM_DATABASE_URL: p.url });
 
 async function register(env: Record<string, string>, request: Record<string, string>) {
-  const r = await runAction('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...request }), EMPTY_ADDRESS)), env);
+  const r = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...request }), EMPTY_ADDRESS)), env);
   return { ...r, ar: r.exitCode === 0 ? storedAr(parseTemplate(r.stdout).values, 0) : undefined };
 }
 
@@ -147,16 +147,16 @@ describe('3. front-ends connected as the schema owner', () => {
     const { t, p } = await setup('ownerconf', ['zone-a', 'zone-b']);
     const a = await register(ownerEnv(t, p['zone-a']!.name), { TYPE: 'IP4', IP: '10.70.0.0', SIZE: '8' });
     const ar = a.ar!;
-    const lease = await runAction('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), ownerEnv(t, p['zone-a']!.name));
+    const lease = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), ownerEnv(t, p['zone-a']!.name));
     expect(lease.exitCode).toBe(0);
     const before = await snapshot(t.db);
     const asB = ownerEnv(t, p['zone-b']!.name);
-    const get = await runAction('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), asB);
+    const get = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), asB);
     expect(get.exitCode).toBe(255);
     expect(get.reason).toBe(`pgipam has no range ${ar.PGIPAM_RANGE_ID} for platform "${p['zone-b']!.name}": the AR was unregistered, never registered through pgipam, or belongs to another platform`);
-    const free = await runAction('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip: '10.70.0.0', size: 1 }))), asB);
+    const free = await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip: '10.70.0.0', size: 1 }))), asB);
     expect([free.exitCode, free.stderr]).toEqual([0, expect.stringMatching(/no pgipam range for this AR; nothing to free/)]);
-    const un = await runAction('unregister_address_range', toBase64(actionData(arXmlFormB(ar), EMPTY_ADDRESS)), asB);
+    const un = await runActionProcess('unregister_address_range', toBase64(actionData(arXmlFormB(ar), EMPTY_ADDRESS)), asB);
     expect([un.exitCode, un.stderr]).toEqual([0, expect.stringMatching(/already unregistered/)]);
     expect(await snapshot(t.db)).toBe(before);
   });
@@ -172,7 +172,7 @@ describe('4. an edited PGIPAM_RANGE_ID', () => {
     const o = await register(ownerEnv(t), theirs);
     const before = await snapshot(t.db);
     const forged = { ...m.ar!, PGIPAM_RANGE_ID: o.ar!.PGIPAM_RANGE_ID! };
-    const un = await runAction('unregister_address_range', toBase64(actionData(arXmlFormB(forged), EMPTY_ADDRESS)), ownerEnv(t));
+    const un = await runActionProcess('unregister_address_range', toBase64(actionData(arXmlFormB(forged), EMPTY_ADDRESS)), ownerEnv(t));
     expect(un.exitCode).toBe(255);
     expect(un.reason).toMatch(/^the AR does not describe pgipam range \d+ /);
     expect(un.reason).toMatch(re);
@@ -225,11 +225,11 @@ describe('6. operator reservations inside a platform\'s range', () => {
     expect((await c.query(`update pgipam.lease set kind = 'lease' where kind = 'reservation'`)).rowCount).toBe(0);
     await expect(c.query(`insert into pgipam.lease (range_id, first_idx, last_idx, kind, operator) values ($1, 15, 15, 'reservation', true)`, [id])).rejects.toMatchObject({ code: '42501' });
     // and the driver still cannot hand them out
-    const g = await runAction('allocate_address', toBase64(actionData(arXmlFormB(r.ar!), addressXml({ ip: '10.91.0.5', size: 1 }))), platformEnv(p['zone-a']!));
+    const g = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(r.ar!), addressXml({ ip: '10.91.0.5', size: 1 }))), platformEnv(p['zone-a']!));
     expect(g.reason).toMatch(/^10\.91\.0\.5 is not free: 10\.91\.0\.5 reserved by an operator \(dns appliance\)/);
     expect(await snapshot(t.db)).toBe(before);
     // unregistering the range still removes them with it
-    const un = await runAction('unregister_address_range', toBase64(actionData(arXmlFormB(r.ar!), EMPTY_ADDRESS)), platformEnv(p['zone-a']!));
+    const un = await runActionProcess('unregister_address_range', toBase64(actionData(arXmlFormB(r.ar!), EMPTY_ADDRESS)), platformEnv(p['zone-a']!));
     expect(un.reason).toBe('');
     expect((await t.db.query('select count(*)::int as n from pgipam.lease')).rows[0].n).toBe(0);
   });
@@ -259,7 +259,7 @@ describe('8. a revoked or restricted pool', () => {
     expect(r.reason).toBe('');
     if (how === 'revoke') await grantPool(t.db, p['zone-a']!.name, 'pool8', false, ctx);
     else await setPool(t.db, 'pool8', { restricted: true }, ctx);
-    const un = await runAction('unregister_address_range', toBase64(actionData(arXmlFormB(r.ar!), EMPTY_ADDRESS)), platformEnv(p['zone-a']!));
+    const un = await runActionProcess('unregister_address_range', toBase64(actionData(arXmlFormB(r.ar!), EMPTY_ADDRESS)), platformEnv(p['zone-a']!));
     expect([un.exitCode, un.reason]).toEqual([0, '']);
     const { rows } = await t.db.query(`select network::text, prefix_length from pgipam.pool_free_block`);
     expect(rows).toEqual([{ network: String(10 * 2 ** 24 + 93 * 2 ** 16), prefix_length: 24 }]);
@@ -405,12 +405,12 @@ describe('13. the smaller ones', () => {
     const { t, p } = await setup('infolines', ['zone-a']);
     const r = await register(platformEnv(p['zone-a']!), { TYPE: 'IP4', IP: '10.97.1.0', SIZE: '4', PGIPAM_HOLD_SECONDS: '60' });
     const ar = r.ar!;
-    const ok = await runAction('allocate_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip: '10.97.1.1', size: 1 }))), platformEnv(p['zone-a']!));
+    const ok = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip: '10.97.1.1', size: 1 }))), platformEnv(p['zone-a']!));
     expect(ok.stderr).toMatch(/^INFO: pgipam\[7\] allocate_address: allocated 10\.97\.1\.1 in range \d+\n$/);
     // an allocation that fails at commit (a deferred check) logs nothing about allocating
     await t.db.query(`create function pgipam.fail_commit() returns trigger language plpgsql as $$ begin raise exception 'commit refused by test'; end $$`);
     await t.db.query(`create constraint trigger fail_commit after insert on pgipam.lease deferrable initially deferred for each row execute function pgipam.fail_commit()`);
-    const failed = await runAction('allocate_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip: '10.97.1.2', size: 1 }))), platformEnv(p['zone-a']!));
+    const failed = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip: '10.97.1.2', size: 1 }))), platformEnv(p['zone-a']!));
     expect(failed.exitCode).toBe(255);
     expect(failed.stderr).toBe('database error: commit refused by test\n');
   });

@@ -9,7 +9,7 @@ import { reserve, unreserve } from '../../src/admin/reservations';
 import { addPool } from '../../src/admin/pool-admin';
 import { removeRange } from '../../src/admin/range-admin';
 import { isIpamError } from '../../src/errors';
-import { type TestDb, checkConsistency, createTestDatabase, testContext } from '../helpers/db';
+import { type TestDb, checkConsistency, createTestDatabase, testContext } from '../support/db';
 
 let t: TestDb;
 const clients: pg.Client[] = [];

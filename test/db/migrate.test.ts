@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { migrate, SCHEMA_VERSION, schemaVersion, checkSchema } from '../../src/db/migrate';
 import { MIGRATIONS } from '../../src/db/migrations.generated';
-import { type TestDb, emptyDatabase } from '../helpers/db';
+import { type TestDb, emptyDatabase } from '../support/db';
 import fs from 'node:fs';
 import path from 'node:path';
 

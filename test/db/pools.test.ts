@@ -1,6 +1,6 @@
 // Pools that carve networks, reservations and holds, on a real PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../helpers/db';
+import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../support/db';
 import { allocateAddress, freeAddress, ipv4Layout, registerAddressRange, unregisterAddressRange } from '../../src/allocator/index';
 import { getAddress } from '../../src/allocator/get-address';
 import { addPool, poolInfo, removePool, setPool } from '../../src/admin/pool-admin';

@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTemplate } from '../../src/driver/template';
-import { type Attrs, EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../../src/tools/oned-sim';
-import { type TestDb, checkConsistency, createTestDatabase, emptyDatabase, snapshot } from '../helpers/db';
-import { REMOTES, runAction } from '../helpers/exe';
-import { freePort } from '../../src/tools/embedded';
+import { type Attrs, EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import { type TestDb, checkConsistency, createTestDatabase, emptyDatabase, snapshot } from '../support/db';
+import { REMOTES, runActionProcess } from '../support/action-process';
+import { freePort } from '../support/embedded';
 
 let t: TestDb;
 let env: Record<string, string>;
@@ -16,10 +16,10 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.drop());
 
-const ACTIONS = ['register_address_range', 'unregister_address_range', 'allocate_address', 'get_address', 'free_address'];
+const ACTION_DEFINITIONS = ['register_address_range', 'unregister_address_range', 'allocate_address', 'get_address', 'free_address'];
 
 async function registerAr(request: Attrs, arId = 0): Promise<Attrs> {
-  const r = await runAction('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...request }), EMPTY_ADDRESS)), env);
+  const r = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...request }), EMPTY_ADDRESS)), env);
   expect(r.reason).toBe('');
   expect(r.exitCode).toBe(0);
   const parsed = parseTemplate(r.stdout);
@@ -29,7 +29,7 @@ async function registerAr(request: Attrs, arId = 0): Promise<Attrs> {
 
 describe('the installable tree', () => {
   it('holds five self-contained executables with a node shebang', () => {
-    for (const a of ACTIONS) {
+    for (const a of ACTION_DEFINITIONS) {
       const p = path.join(REMOTES, a);
       const st = fs.statSync(p);
       expect(st.mode & 0o111).toBe(0o111);
@@ -50,8 +50,8 @@ describe('the installable tree', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
-  it.each(ACTIONS)('%s --help says what it reads and writes', async (a) => {
-    const r = await runAction(a, '', {}, ['--help']);
+  it.each(ACTION_DEFINITIONS)('%s --help says what it reads and writes', async (a) => {
+    const r = await runActionProcess(a, '', {}, ['--help']);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/base64/);
     expect(r.stdout).toMatch(new RegExp(a));
@@ -63,34 +63,34 @@ describe('a lease lifecycle through the executables', () => {
     const ar = await registerAr({ TYPE: 'IP4', IP: '10.0.0.10', SIZE: '100', NETWORK_MASK: '255.255.255.0', GATEWAY: '10.0.0.1', DNS: '10.0.0.2 10.0.0.3', NETBOX_X: 'q"uote' });
     expect(ar).toMatchObject({ IPAM_MAD: 'pgipam', TYPE: 'IP4', IP: '10.0.0.10', SIZE: '100', NETWORK_ADDRESS: '10.0.0.0', NETWORK_MASK: '255.255.255.0', GATEWAY: '10.0.0.1', DNS: '10.0.0.2 10.0.0.3', NETBOX_X: 'q"uote' });
 
-    const g = await runAction('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), env);
+    const g = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), env);
     expect(g.exitCode).toBe(0);
     expect(g.stdout).toBe('ADDRESS = [\n  IP = "10.0.0.10",\n  SIZE = "1"\n]\n');
     expect(g.stderr).toMatch(/^INFO: pgipam\[7\] get_address: leased 10.0.0.10 from range \d+\n$/);
 
-    const block = await runAction('get_address', toBase64(actionData(arXmlFormB(ar, 1), addressXml({ size: 10 }))), env);
+    const block = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar, 1), addressXml({ size: 10 }))), env);
     expect(parseTemplate(block.stdout).values).toEqual({ IP: '10.0.0.11', SIZE: '10' });
 
-    const a1 = await runAction('allocate_address', toBase64(actionData(arXmlFormB(ar, 11), addressXml(addressForIndex(ar, 50, 1)))), env);
+    const a1 = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(ar, 11), addressXml(addressForIndex(ar, 50, 1)))), env);
     expect([a1.exitCode, a1.stdout, a1.reason]).toEqual([0, '', '']);
-    const a2 = await runAction('allocate_address', toBase64(actionData(arXmlFormB(ar, 12), addressXml(addressForIndex(ar, 50, 1)))), env, ['8']);
+    const a2 = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(ar, 12), addressXml(addressForIndex(ar, 50, 1)))), env, ['8']);
     expect(a2.exitCode).toBe(255);
     expect(a2.stdout).toBe('');
     expect(a2.reason).toMatch(/^10\.0\.0\.60 is not free: 10\.0\.0\.60 allocated by allocate_address since \S+, request 7$/);
 
     // free one address out of the 10-block, then get it back
-    const f = await runAction('free_address', toBase64(actionData(arXmlFormB(ar, 12), addressXml(addressForIndex(ar, 5, 1)))), env);
+    const f = await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar, 12), addressXml(addressForIndex(ar, 5, 1)))), env);
     expect([f.exitCode, f.stdout]).toEqual([0, '']);
-    const f2 = await runAction('free_address', toBase64(actionData(arXmlFormB(ar, 11), addressXml(addressForIndex(ar, 5, 1)))), env);
+    const f2 = await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar, 11), addressXml(addressForIndex(ar, 5, 1)))), env);
     expect(f2.exitCode).toBe(0);
     expect(f2.stderr).toMatch(/already free/);
-    const g2 = await runAction('get_address', toBase64(actionData(arXmlFormB(ar, 11), addressXml({ size: 1 }))), env);
+    const g2 = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar, 11), addressXml({ size: 1 }))), env);
     expect(parseTemplate(g2.stdout).values.IP).toBe('10.0.0.15');
 
     // onevnet delete sends form (a) of the stored AR, ALLOCATED included
-    const u = await runAction('unregister_address_range', toBase64(actionData(arXmlFormA({ ...ar, ALLOCATED: ' 0 4294967297' }), EMPTY_ADDRESS)), env);
+    const u = await runActionProcess('unregister_address_range', toBase64(actionData(arXmlFormA({ ...ar, ALLOCATED: ' 0 4294967297' }), EMPTY_ADDRESS)), env);
     expect([u.exitCode, u.stdout, u.reason]).toEqual([0, '', '']);
-    const u2 = await runAction('unregister_address_range', toBase64(actionData(arXmlFormB(ar), EMPTY_ADDRESS)), env);
+    const u2 = await runActionProcess('unregister_address_range', toBase64(actionData(arXmlFormB(ar), EMPTY_ADDRESS)), env);
     expect(u2.exitCode).toBe(0);
     expect(await checkConsistency(t.db)).toEqual([]);
   });
@@ -105,12 +105,12 @@ describe('a lease lifecycle through the executables', () => {
     const ar = await registerAr(request, 3);
     expect(ar.TYPE).toBe(type);
     const addr = addressForIndex(ar, 4, 1);
-    const a = await runAction('allocate_address', toBase64(actionData(arXmlFormB(ar), addressXml(addr))), env);
+    const a = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(ar), addressXml(addr))), env);
     expect(a.reason).toBe('');
-    const again = await runAction('allocate_address', toBase64(actionData(arXmlFormB(ar), addressXml(addr))), env);
+    const again = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(ar), addressXml(addr))), env);
     expect(again.exitCode).toBe(255);
     expect(again.reason).toMatch(/is not free/);
-    const g = await runAction('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), env);
+    const g = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), env);
     if (type.startsWith('IP4')) {
       expect(g.exitCode).toBe(0);
       expect(parseTemplate(g.stdout).values.IP).toBe(request.IP);
@@ -119,9 +119,9 @@ describe('a lease lifecycle through the executables', () => {
       expect(g.stdout).toBe('');
       expect(g.reason).toMatch(/get_address needs an IPv4 range/);
     }
-    const f = await runAction('free_address', toBase64(actionData(arXmlFormB(ar), addressXml(addr))), env);
+    const f = await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml(addr))), env);
     expect(f.exitCode).toBe(0);
-    const u = await runAction('unregister_address_range', toBase64(actionData(arXmlFormB(ar), EMPTY_ADDRESS)), env);
+    const u = await runActionProcess('unregister_address_range', toBase64(actionData(arXmlFormB(ar), EMPTY_ADDRESS)), env);
     expect(u.exitCode).toBe(0);
   });
 });
@@ -129,10 +129,10 @@ describe('a lease lifecycle through the executables', () => {
 describe('input forms', () => {
   it('accepts $1 = base64 (OpenNebula 5.4 - 5.8) and raw XML on stdin', async () => {
     const xml = actionData(arXmlFormA({ TYPE: 'IP4', IP: '10.70.0.0', SIZE: '4', IPAM_MAD: 'pgipam' }), EMPTY_ADDRESS);
-    const old = await runAction('register_address_range', '', env, [toBase64(xml), '12']);
+    const old = await runActionProcess('register_address_range', '', env, [toBase64(xml), '12']);
     expect(old.exitCode).toBe(0);
     const ar = storedAr(parseTemplate(old.stdout).values, 0);
-    const raw = await runAction('get_address', actionData(arXmlFormB(ar), addressXml({ size: 2 })), env);
+    const raw = await runActionProcess('get_address', actionData(arXmlFormB(ar), addressXml({ size: 2 })), env);
     expect(parseTemplate(raw.stdout).values).toEqual({ IP: '10.70.0.0', SIZE: '2' });
   });
 });
@@ -160,7 +160,7 @@ describe('bad input: one line, exit 255, empty stdout, database unchanged', () =
   ];
   it.each(cases)('%s', async (_name, action, input, re) => {
     const before = await snapshot(t.db);
-    const r = await runAction(action, input(), env);
+    const r = await runActionProcess(action, input(), env);
     expect(r.exitCode).toBe(255);
     expect(r.stdout).toBe('');
     expect(r.reason).toMatch(re);
@@ -173,7 +173,7 @@ describe('bad input: one line, exit 255, empty stdout, database unchanged', () =
 describe('database faults: distinct line, quick exit', () => {
   it('says the server is unreachable, fast', async () => {
     const port = await freePort();
-    const r = await runAction('get_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4', PGIPAM_RANGE_ID: '1' }), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: `postgres://u:secretpw@127.0.0.1:${port}/x` });
+    const r = await runActionProcess('get_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4', PGIPAM_RANGE_ID: '1' }), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: `postgres://u:secretpw@127.0.0.1:${port}/x` });
     expect(r.exitCode).toBe(255);
     expect(r.reason).toMatch(/^cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/x \(from PGIPAM_DATABASE_URL\): connection refused$/);
     expect(r.stderr).not.toMatch(/secretpw/);
@@ -182,7 +182,7 @@ describe('database faults: distinct line, quick exit', () => {
   it('says the schema is missing and what to run', async () => {
     const e = await emptyDatabase('noschema');
     try {
-      const r = await runAction('get_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: e.url });
+      const r = await runActionProcess('get_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: e.url });
       expect(r.exitCode).toBe(255);
       expect(r.reason).toBe('the database has no pgipam schema: run "pgipam migrate"');
     } finally {
@@ -192,18 +192,18 @@ describe('database faults: distinct line, quick exit', () => {
   it('says the database does not exist', async () => {
     const u = new URL(t.url);
     u.pathname = '/no_such_db';
-    const r = await runAction('free_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ ip: '10.0.0.1', size: 1 }))), { PGIPAM_DATABASE_URL: u.toString() });
+    const r = await runActionProcess('free_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ ip: '10.0.0.1', size: 1 }))), { PGIPAM_DATABASE_URL: u.toString() });
     expect(r.reason).toMatch(/the database at 127\.0\.0\.1:\d+\/no_such_db .* does not exist/);
   });
   it('says the password is wrong', async () => {
     const u = new URL(t.url);
     u.password = 'wrong-password';
-    const r = await runAction('free_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ ip: '10.0.0.1', size: 1 }))), { PGIPAM_DATABASE_URL: u.toString() });
+    const r = await runActionProcess('free_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ ip: '10.0.0.1', size: 1 }))), { PGIPAM_DATABASE_URL: u.toString() });
     expect(r.reason).toMatch(/PostgreSQL refused the login at .*: wrong password or user/);
     expect(r.stderr).not.toMatch(/wrong-password/);
   });
   it('says what to configure when nothing is', async () => {
-    const r = await runAction('free_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ ip: '10.0.0.1', size: 1 }))), {});
+    const r = await runActionProcess('free_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ ip: '10.0.0.1', size: 1 }))), {});
     expect(r.reason).toMatch(/^no database configured: set PGIPAM_DATABASE_URL/);
   });
 });

@@ -5,9 +5,9 @@ import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseTemplate } from '../../src/driver/template';
-import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../../src/tools/oned-sim';
-import { type TestDb, emptyDatabase } from '../helpers/db';
-import { ROOT, runAction } from '../helpers/exe';
+import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import { type TestDb, emptyDatabase } from '../support/db';
+import { ROOT, runActionProcess } from '../support/action-process';
 
 let t: TestDb;
 const CLI = path.join(ROOT, 'build/pgipam.mjs');
@@ -43,7 +43,7 @@ describe('pgipam CLI', () => {
     const add = await cli(['pool', 'add', 'cloud', '--prefix', '10.20.0.0/16', '--prefix', '2001:db8:100::/48', '--dns', '10.20.0.2', '--vlan', '120', '--default', '--attr', 'OWNER=ops']);
     expect(add.stderr).toBe('');
     expect(add).toMatchObject({ code: 0, stdout: 'created pool cloud in space default\n' });
-    const reg = await runAction('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '4000' }), EMPTY_ADDRESS)), { PGIPAM_DATABASE_URL: t.url });
+    const reg = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '4000' }), EMPTY_ADDRESS)), { PGIPAM_DATABASE_URL: t.url });
     expect(parseTemplate(reg.stdout).values).toMatchObject({ PGIPAM_SUBNET: '10.20.0.0/20', VLAN_ID: '120', OWNER: 'ops' });
     const show = await cli(['pool', 'show', 'cloud']);
     expect(show.stdout).toContain('10.20.0.0/16: 4096 carved, 0 reserved, 61440 free of 65536 (6.25% used)');
@@ -56,7 +56,7 @@ describe('pgipam CLI', () => {
     const ranges = JSON.parse((await cli(['range', 'list', '--json'])).stdout);
     expect(ranges).toHaveLength(1);
     const ar = storedAr(ranges[0].attrs, 0);
-    await runAction('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 3 }))), { PGIPAM_DATABASE_URL: t.url }, ['41']);
+    await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 3 }))), { PGIPAM_DATABASE_URL: t.url }, ['41']);
     const show = await cli(['range', 'show', String(ranges[0].id)]);
     expect(show.stdout).toMatch(/size 4000 {2}used 3/);
     expect(show.stdout).toMatch(/10\.20\.0\.2 +10\.20\.0\.4 +3 +lease/);

@@ -4,15 +4,15 @@
 import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePayload, parseActionXml } from '../../src/driver/request';
-import { ACTIONS } from '../../src/driver/actions';
-import { ACTION_NAMES, runAction } from '../../src/driver/run-action';
+import { ACTION_DEFINITIONS } from '../../src/driver/action-definitions';
+import { ACTION_NAMES, executeAction } from '../../src/driver/action-runner';
 import { parseTemplate } from '../../src/driver/template';
 import { IpamError, reasonLines } from '../../src/errors';
-import { makeRng, seedFromEnv } from '../../src/tools/random';
-import { storedAr, type Attrs } from '../../src/tools/oned-sim';
-import { type TestDb, createTestDatabase, snapshot, testContext } from '../helpers/db';
-import { mutate } from '../helpers/fuzz';
-import { runAction as runExe } from '../helpers/exe';
+import { makeRng, seedFromEnv } from '../support/random';
+import { storedAr, type Attrs } from '../support/oned-sim';
+import { type TestDb, createTestDatabase, snapshot, testContext } from '../support/db';
+import { mutate } from '../support/fuzz';
+import { runActionProcess } from '../support/action-process';
 import { registerAddressRange } from '../../src/allocator/index';
 import { addPool } from '../../src/admin/pool-admin';
 
@@ -76,7 +76,7 @@ describe(`fuzz (seed ${SEED}; replay with PGIPAM_FUZZ_SEED=${SEED})`, () => {
       const err = collect();
       let error: IpamError | undefined;
       const stdin = Readable.from([Buffer.from(c.input)]) as unknown as NodeJS.ReadStream;
-      const code = await runAction(ACTIONS[action], { argv: [String(i)], env, stdin, stdout: out.stream, stderr: err.stream, onError: (e) => (error = e) });
+      const code = await executeAction(ACTION_DEFINITIONS[action], { argv: [String(i)], env, stdin, stdout: out.stream, stderr: err.stream, onError: (e) => (error = e) });
       const stdout = out.text();
       const reasons = reasonLines(err.text());
       expect(err.text(), where).toMatch(/^[\x0a\x20-\x7e]*$/);
@@ -106,7 +106,7 @@ describe(`fuzz (seed ${SEED}; replay with PGIPAM_FUZZ_SEED=${SEED})`, () => {
       return { action, c: mutate(rng, action, rng.pick(ars), rng.int(0, 70)) };
     });
     for (let i = 0; i < cases.length; i += 6) {
-      const runs = await Promise.all(cases.slice(i, i + 6).map(({ action, c }) => runExe(action, c.input, { PGIPAM_DATABASE_URL: t.url })));
+      const runs = await Promise.all(cases.slice(i, i + 6).map(({ action, c }) => runActionProcess(action, c.input, { PGIPAM_DATABASE_URL: t.url })));
       runs.forEach((r, j) => {
         const where = `seed ${SEED} exe case ${i + j} ${cases[i + j]!.action} (${cases[i + j]!.c.description})`;
         expect([0, 255], where).toContain(r.exitCode);

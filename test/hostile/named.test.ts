@@ -2,9 +2,9 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTemplate } from '../../src/driver/template';
-import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../../src/tools/oned-sim';
-import { type TestDb, createTestDatabase, snapshot } from '../helpers/db';
-import { REMOTES, runAction } from '../helpers/exe';
+import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import { type TestDb, createTestDatabase, snapshot } from '../support/db';
+import { REMOTES, runActionProcess } from '../support/action-process';
 
 let t: TestDb;
 let env: Record<string, string>;
@@ -14,9 +14,9 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.drop());
 
-const register = (ar: Record<string, string>) => runAction('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...ar }), EMPTY_ADDRESS)), env);
+const register = (ar: Record<string, string>) => runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...ar }), EMPTY_ADDRESS)), env);
 
-async function expectRefused(r: Awaited<ReturnType<typeof runAction>>, re: RegExp, before: string) {
+async function expectRefused(r: Awaited<ReturnType<typeof runActionProcess>>, re: RegExp, before: string) {
   expect(r.exitCode).toBe(255);
   expect(r.stdout).toBe('');
   expect(r.reason).toMatch(re);
@@ -26,14 +26,14 @@ async function expectRefused(r: Awaited<ReturnType<typeof runAction>>, re: RegEx
 describe('hostile input through the executables', () => {
   it('refuses huge input, entity expansion, external entities, NUL bytes and duplicated elements', async () => {
     const before = await snapshot(t.db);
-    await expectRefused(await runAction('get_address', 'A'.repeat(5 * 1024 * 1024), env), /^request is larger than 4194304 bytes$/, before);
+    await expectRefused(await runActionProcess('get_address', 'A'.repeat(5 * 1024 * 1024), env), /^request is larger than 4194304 bytes$/, before);
     const laughs = '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><IPAM_DRIVER_ACTION_DATA><AR><TYPE>&c;</TYPE></AR></IPAM_DRIVER_ACTION_DATA>';
-    await expectRefused(await runAction('register_address_range', toBase64(laughs), env), /DOCTYPE or ENTITY declaration/, before);
-    await expectRefused(await runAction('register_address_range', toBase64('<!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/shadow">]><IPAM_DRIVER_ACTION_DATA><AR><TYPE>&e;</TYPE></AR></IPAM_DRIVER_ACTION_DATA>'), env), /DOCTYPE or ENTITY declaration/, before);
-    await expectRefused(await runAction('register_address_range', toBase64(actionData(arXmlFormA({ TYPE: 'IP4', IP: '10.9.0.0', SIZE: '4\u0000', IPAM_MAD: 'pgipam' }), EMPTY_ADDRESS)), env), /NUL byte/, before);
-    await expectRefused(await runAction('register_address_range', toBase64('<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4</TYPE><IP>10.9.0.0</IP><IP>10.8.0.0</IP><SIZE>4</SIZE></AR></IPAM_DRIVER_ACTION_DATA>'), env), /AR\/IP appears more than once/, before);
-    await expectRefused(await runAction('get_address', toBase64('<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4</TYPE></AR><ADDRESS><SIZE>1</SIZE></ADDRESS><ADDRESS><SIZE>2</SIZE></ADDRESS></IPAM_DRIVER_ACTION_DATA>'), env), /more than one ADDRESS/, before);
-    await expectRefused(await runAction('get_address', toBase64('<IPAM_DRIVER_ACTION_DATA>' + '<X>'.repeat(100000) + '</X>'.repeat(100000) + '</IPAM_DRIVER_ACTION_DATA>'), env), /nested deeper than 4 levels/, before);
+    await expectRefused(await runActionProcess('register_address_range', toBase64(laughs), env), /DOCTYPE or ENTITY declaration/, before);
+    await expectRefused(await runActionProcess('register_address_range', toBase64('<!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/shadow">]><IPAM_DRIVER_ACTION_DATA><AR><TYPE>&e;</TYPE></AR></IPAM_DRIVER_ACTION_DATA>'), env), /DOCTYPE or ENTITY declaration/, before);
+    await expectRefused(await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ TYPE: 'IP4', IP: '10.9.0.0', SIZE: '4\u0000', IPAM_MAD: 'pgipam' }), EMPTY_ADDRESS)), env), /NUL byte/, before);
+    await expectRefused(await runActionProcess('register_address_range', toBase64('<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4</TYPE><IP>10.9.0.0</IP><IP>10.8.0.0</IP><SIZE>4</SIZE></AR></IPAM_DRIVER_ACTION_DATA>'), env), /AR\/IP appears more than once/, before);
+    await expectRefused(await runActionProcess('get_address', toBase64('<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4</TYPE></AR><ADDRESS><SIZE>1</SIZE></ADDRESS><ADDRESS><SIZE>2</SIZE></ADDRESS></IPAM_DRIVER_ACTION_DATA>'), env), /more than one ADDRESS/, before);
+    await expectRefused(await runActionProcess('get_address', toBase64('<IPAM_DRIVER_ACTION_DATA>' + '<X>'.repeat(100000) + '</X>'.repeat(100000) + '</IPAM_DRIVER_ACTION_DATA>'), env), /nested deeper than 4 levels/, before);
   });
 
   it('stores and echoes quotes and SQL fragments in every attribute safely; refuses what templates cannot hold', async () => {
@@ -58,7 +58,7 @@ describe('hostile input through the executables', () => {
     await expectRefused(await register({ TYPE: 'IP4', IP: '10.11.0.0', SIZE: '8', X: 'trailing\\' }), /ends with a backslash/, before);
     await expectRefused(await register({ TYPE: 'IP4', IP: '10.11.0.0', SIZE: '8', PGIPAM_SPACE: "x'; drop table pgipam.space; --" }), /^AR PGIPAM_SPACE "x.; drop table pgipam.space; --" must be 1-63 letters, digits/, before);
     await expectRefused(await register({ TYPE: 'IP4', SIZE: '8', PGIPAM_POOL: "p' or 1=1 --" }), /^AR PGIPAM_POOL "p. or 1=1 --" must be 1-63 letters/, before);
-    await expectRefused(await runAction('get_address', toBase64(actionData(arXmlFormB({ ...storedAr(reply, 0), PGIPAM_RANGE_ID: '1 or 1=1' }), addressXml({ size: 1 }))), env), /PGIPAM_RANGE_ID "1 or 1=1" is not a range id/, before);
+    await expectRefused(await runActionProcess('get_address', toBase64(actionData(arXmlFormB({ ...storedAr(reply, 0), PGIPAM_RANGE_ID: '1 or 1=1' }), addressXml({ size: 1 }))), env), /PGIPAM_RANGE_ID "1 or 1=1" is not a range id/, before);
   });
 
   it('wrong types in every field end in a reply or one clean line', async () => {
@@ -68,7 +68,7 @@ describe('hostile input through the executables', () => {
         const before = await snapshot(t.db);
         const r = await register({ ...base, [key]: value });
         if (r.exitCode === 0) {
-          await runAction('unregister_address_range', toBase64(actionData(arXmlFormB(storedAr(parseTemplate(r.stdout).values, 0)), EMPTY_ADDRESS)), env);
+          await runActionProcess('unregister_address_range', toBase64(actionData(arXmlFormB(storedAr(parseTemplate(r.stdout).values, 0)), EMPTY_ADDRESS)), env);
         } else {
           expect(r.exitCode, `${key}=${value}`).toBe(255);
           expect(r.reason.length, `${key}=${value}`).toBeGreaterThan(5);
@@ -106,7 +106,7 @@ describe('faults and secrets', () => {
     await t.db.query(`create table pgipam.migration_backup as select * from pgipam.migration`);
     await t.db.query(`delete from pgipam.migration where id > 1`);
     try {
-      const old = await runAction('get_address', xml, env);
+      const old = await runActionProcess('get_address', xml, env);
       expect(old.reason).toMatch(/^the database schema is at version 1, this pgipam needs \d+: run "pgipam migrate"$/);
     } finally {
       await t.db.query(`insert into pgipam.migration select * from pgipam.migration_backup where id > 1`);
@@ -117,7 +117,7 @@ describe('faults and secrets', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     const port = (silent.address() as net.AddressInfo).port;
     try {
-      const r = await runAction('get_address', xml, { PGIPAM_DATABASE_URL: `postgres://u:pw@127.0.0.1:${port}/x`, PGIPAM_CONNECT_TIMEOUT_MS: '1000' });
+      const r = await runActionProcess('get_address', xml, { PGIPAM_DATABASE_URL: `postgres://u:pw@127.0.0.1:${port}/x`, PGIPAM_CONNECT_TIMEOUT_MS: '1000' });
       expect(r.reason).toMatch(/^cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/x \(from PGIPAM_DATABASE_URL\): no answer within connect_timeout_ms$/);
       expect(r.ms).toBeLessThan(8000); // connect_timeout_ms 1000 plus process start-up on a busy machine
     } finally {
@@ -142,7 +142,7 @@ describe('faults and secrets', () => {
   it('never shows the password: not in errors, not in debug output, not in the history', async () => {
     const u = new URL(t.url);
     u.password = 'Sup3rSecretPw';
-    const r = await runAction('get_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: u.toString(), PGIPAM_DEBUG: '1' });
+    const r = await runActionProcess('get_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: u.toString(), PGIPAM_DEBUG: '1' });
     expect(r.exitCode).toBe(255);
     expect(r.stderr).toMatch(/DEBUG:/);
     expect(r.stderr).not.toMatch(/Sup3rSecretPw/);

@@ -3,11 +3,10 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../src/db/migrate';
-import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/tools/embedded';
-import { seedFromEnv } from '../../src/tools/random';
-import { formatReport, runStress } from '../../src/tools/stress';
-import { createTestDatabase, type TestDb } from '../helpers/db';
-import { ROOT } from '../helpers/exe';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../support/embedded';
+import { seedFromEnv } from '../support/random';
+import { formatReport, runStress } from '../scripts/stress';
+import { createTestDatabase, type TestDb } from '../support/db';
 
 const dbs: TestDb[] = [];
 let server: EmbeddedServer | undefined;
@@ -21,7 +20,7 @@ describe('stress with a checker', () => {
     const t = await createTestDatabase('stress');
     dbs.push(t);
     const seed = seedFromEnv('PGIPAM_STRESS_SEED');
-    const report = await runStress({ databaseUrl: t.url, root: ROOT, durationMs: 8000, concurrency: 64, killProbability: 0.12, seed });
+    const report = await runStress({ databaseUrl: t.url, durationMs: 8000, concurrency: 64, killProbability: 0.12, seed });
     const text = formatReport(report);
     console.log(text);
     expect(report.violations, text).toEqual([]);
@@ -35,7 +34,7 @@ describe('stress with a checker', () => {
     const t = await createTestDatabase('stress_tamper');
     dbs.push(t);
     const report = await runStress({
-      databaseUrl: t.url, root: ROOT, durationMs: 2500, concurrency: 16, killProbability: 0, seed: 7,
+      databaseUrl: t.url, durationMs: 2500, concurrency: 16, killProbability: 0, seed: 7,
       beforeCheck: async (db) => {
         await db.query(`delete from pgipam.lease where ctid = (select ctid from pgipam.lease where kind = 'lease' limit 1)`);
       },
@@ -51,7 +50,7 @@ describe('stress with a checker', () => {
     await db.end();
     const seed = seedFromEnv('PGIPAM_STRESS_SEED');
     const report = await runStress({
-      databaseUrl: server.url, root: ROOT, durationMs: 10_000, concurrency: 32, killProbability: 0.05, seed,
+      databaseUrl: server.url, durationMs: 10_000, concurrency: 32, killProbability: 0.05, seed,
       restart: { atMs: 3000, downMs: 2500, stop: server.pause, start: server.resume },
     });
     const text = formatReport(report);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodePayload, parseActionXml, readActionInput } from '../../src/driver/request';
 import { parseTemplate, renderTemplate } from '../../src/driver/template';
 import { toOneLine } from '../../src/errors';
-import { EMPTY_ADDRESS, actionData, arXmlFormA, arXmlFormB, toBase64 } from '../../src/tools/oned-sim';
+import { EMPTY_ADDRESS, actionData, arXmlFormA, arXmlFormB, toBase64 } from '../support/oned-sim';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 

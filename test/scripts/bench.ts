@@ -2,17 +2,17 @@
 //   1. median wall time of one get_address process vs `node -e 0` on this machine (ratio);
 //   2. the library's time per allocation on an empty vs a 99% full /16 and in a /8 (ratios).
 import { spawnSync } from 'node:child_process';
+import { REMOTES } from '../support/action-process';
 import path from 'node:path';
 import pg from 'pg';
-import { silentContext } from '../allocator/context';
-import { migrate } from '../db/migrate';
-import { startEmbeddedPostgres } from './embedded';
-import { actionData, addressXml, arXmlFormB, storedAr, toBase64 } from './oned-sim';
-import { getAddress } from '../allocator/get-address';
-import { registerAddressRange } from '../allocator/register';
-import { addPool } from '../admin/pool-admin';
+import { silentContext } from '../../src/allocator/context';
+import { migrate } from '../../src/db/migrate';
+import { startEmbeddedPostgres } from '../support/embedded';
+import { actionData, addressXml, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import { getAddress } from '../../src/allocator/get-address';
+import { registerAddressRange } from '../../src/allocator/index';
+import { addPool } from '../../src/admin/pool-admin';
 
-const root = path.resolve(__dirname, '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 const ALLOCS = Number(process.env.BENCH_ALLOCS ?? 1000);
 
@@ -123,7 +123,7 @@ async function main() {
     const ar = storedAr(reg.reply, 0);
     const env = { ...process.env, PGIPAM_DATABASE_URL: server.url, PGIPAM_CONFIG: '/dev/null' };
     const input = toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 })));
-    const exe = path.join(root, 'remotes/ipam/pgipam/get_address');
+    const exe = path.join(REMOTES, 'get_address');
     const nodeTimes: number[] = [];
     const getTimes: number[] = [];
     for (let i = 0; i < 3; i++) {

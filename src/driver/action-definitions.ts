@@ -1,6 +1,6 @@
 // The five actions as oned sees them: what each reads and writes (its --help), and the library
 // call it makes. The executables in actions/ are one line each around these definitions.
-import type { ActionDefinition, ActionName } from './run-action';
+import type { ActionDefinition, ActionName } from './action-runner';
 import { renderTemplate } from './template';
 import { allocateAddress } from '../allocator/allocate-address';
 import { freeAddress } from '../allocator/free-address';
@@ -8,7 +8,7 @@ import { getAddress } from '../allocator/get-address';
 import { registerAddressRange } from '../allocator/register';
 import { unregisterAddressRange } from '../allocator/unregister';
 
-export const ACTIONS: Record<ActionName, ActionDefinition> = {
+export const ACTION_DEFINITIONS: Record<ActionName, ActionDefinition> = {
   register_address_range: {
     name: 'register_address_range',
     help: `Registers the AR in pgipam's database and prints the AR oned stores in its place:

@@ -1,4 +1,4 @@
 // Entry point of the pgipam executable (build/pgipam.mjs).
-import { main } from './index';
+import { cliProcessMain } from './index';
 
-main();
+cliProcessMain();

@@ -3,23 +3,21 @@
 // processes with SIGKILL at random moments and optionally restarting PostgreSQL mid-run. A model
 // of what the driver replied is then compared with the database. Prints what it ran and found and
 // exits non-zero on any violation.
-import path from 'node:path';
 import pg from 'pg';
-import { formatIPv4, parseIPv4 } from '../address';
-import { migrate } from '../db/migrate';
-import { checkDatabase } from '../admin/check';
-import { silentContext } from '../allocator/context';
-import { reasonLines } from '../errors';
-import { parseTemplate } from '../driver/template';
-import { startEmbeddedPostgres } from './embedded';
-import { type Attrs, EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from './oned-sim';
-import { makeRng, seedFromEnv, type Rng } from './random';
-import { type ExeResult, runExe } from './run-exe';
-import { addPool } from '../admin/pool-admin';
+import { type ActionRun, runActionProcess } from '../support/action-process';
+import { formatIPv4, parseIPv4 } from '../../src/address';
+import { migrate } from '../../src/db/migrate';
+import { checkDatabase } from '../../src/admin/check';
+import { silentContext } from '../../src/allocator/context';
+import { reasonLines } from '../../src/errors';
+import { parseTemplate } from '../../src/driver/template';
+import { startEmbeddedPostgres } from '../support/embedded';
+import { type Attrs, EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import { makeRng, seedFromEnv, type Rng } from '../support/random';
+import { addPool } from '../../src/admin/pool-admin';
 
 export interface StressOptions {
   databaseUrl: string;
-  root: string;
   durationMs: number;
   concurrency: number;
   killProbability: number;
@@ -90,7 +88,7 @@ const OUTAGE = [
   /took longer than statement_timeout_ms/,
 ];
 
-function reasonOf(r: ExeResult): string {
+function reasonOf(r: ActionRun): string {
   return reasonLines(r.stderr).join('\n');
 }
 
@@ -124,13 +122,13 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
 
   const byRequest = new Map<string, string>();
   let killing = false; // no kills while the initial ranges are registered
-  async function exec(action: string, xml: string): Promise<{ r: ExeResult; killed: boolean }> {
+  async function exec(action: string, xml: string): Promise<{ r: ActionRun; killed: boolean }> {
     let killTimer: NodeJS.Timeout | undefined;
     const willKill = killing && rng.chance(o.killProbability);
     const delay = rng.int(5, 300);
     const rid = String(requestId++);
-    const r = await runExe(o.root, action, toBase64(xml), env, {
-      requestId: rid,
+    const r = await runActionProcess(action, toBase64(xml), env, [rid], {
+      timeoutMs: 60_000,
       onSpawn: (kill) => {
         if (willKill) killTimer = setTimeout(kill, delay);
       },
@@ -138,17 +136,17 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     if (killTimer) clearTimeout(killTimer);
     const killed = r.signal === 'SIGKILL';
     if (killed) report.killed++;
-    byRequest.set(rid, `${action} ${killed ? 'killed' : `exit ${r.code}`} ${r.ms}ms ${reasonOf(r).slice(0, 100)}`);
+    byRequest.set(rid, `${action} ${killed ? 'killed' : `exit ${r.exitCode}`} ${r.ms}ms ${reasonOf(r).slice(0, 100)}`);
     return { r, killed };
   }
 
   // Classifies a finished process: ok, expected refusal, outage, or a violation.
-  function outcome(type: OpType, r: ExeResult, killed: boolean): 'ok' | 'refused' | 'killed' | 'outage' | 'ambiguous' {
+  function outcome(type: OpType, r: ActionRun, killed: boolean): 'ok' | 'refused' | 'killed' | 'outage' | 'ambiguous' {
     if (killed) {
       report.ops[type].killed++;
       return 'killed';
     }
-    if (r.code === 0) {
+    if (r.exitCode === 0) {
       report.ops[type].ok++;
       return 'ok';
     }
@@ -412,7 +410,6 @@ async function main() {
   const concurrency = arg('concurrency', 64);
   const killProbability = arg('kill', 0.1);
   const restartAt = arg('restart-at', durationMs / 2000);
-  const root = path.resolve(__dirname, '..');
   process.stdout.write(`pgipam stress: ${durationMs / 1000} s, ${concurrency} processes in flight, kill probability ${killProbability}, PostgreSQL restart at ${restartAt} s, seed ${seed}\n`);
   const server = await startEmbeddedPostgres({ label: 'stress' });
   try {
@@ -421,7 +418,7 @@ async function main() {
     await migrate(db);
     await db.end();
     const report = await runStress({
-      databaseUrl: server.url, root, durationMs, concurrency, killProbability, seed,
+      databaseUrl: server.url, durationMs, concurrency, killProbability, seed,
       restart: restartAt > 0 ? { atMs: restartAt * 1000, downMs: 3000, stop: server.pause, start: server.resume } : undefined,
       log: (l) => process.stdout.write(`  ${l}\n`),
     });

@@ -1,7 +1,7 @@
 // Seeded generators of hostile requests: mutations of valid oned requests at every level (attribute
 // values, elements, XML text, base64), plus plain garbage.
-import type { Rng } from '../../src/tools/random';
-import { type Attrs, EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, toBase64 } from '../../src/tools/oned-sim';
+import type { Rng } from './random';
+import { type Attrs, EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, toBase64 } from './oned-sim';
 
 export const NASTY_VALUES = [
   '', ' ', '"', '\\', 'a"b', 'a\\"b', 'ends\\', ']]>', 'a]]>b', '<', '<x/>', '&amp;', '&lol;', '\n', 'a\nb', '\r\n', '\t', 'a\u0001b',

@@ -41,7 +41,7 @@ Config: PGIPAM_DATABASE_URL, or database_url in $PGIPAM_CONFIG (default /etc/one
         or the PG* variables. See the pgipam README.
 `;
 
-export async function runAction(def: ActionDefinition, io: ActionIo = { argv: process.argv.slice(2), env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function executeAction(def: ActionDefinition, io: ActionIo = { argv: process.argv.slice(2), env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   if (io.argv.includes('--help') || io.argv.includes('-h')) {
     io.stdout.write(`${def.name} - pgipam OpenNebula IPAM driver action\n\n${def.help.trim()}\n${COMMON_HELP}`);
     return 0;
@@ -99,9 +99,9 @@ export async function runAction(def: ActionDefinition, io: ActionIo = { argv: pr
   }
 }
 
-// Entry point used by the five executables.
-export function main(def: ActionDefinition): void {
-  runAction(def).then(
+// The process entry of the five executables (actions/*.ts): exit code from executeAction.
+export function actionProcessMain(def: ActionDefinition): void {
+  executeAction(def).then(
     (code) => {
       process.exitCode = code;
     },

@@ -1,29 +1,27 @@
 // npm run demo: a full lease lifecycle through the real action executables, fed exactly as oned
 // feeds them, on an embedded PostgreSQL that this script starts and stops itself.
-import path from 'node:path';
 import pg from 'pg';
-import { migrate } from '../db/migrate';
-import { parseTemplate } from '../driver/template';
-import { silentContext } from '../allocator/context';
-import { startEmbeddedPostgres } from './embedded';
-import { type Attrs, EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from './oned-sim';
-import { runExe } from './run-exe';
-import { listRanges } from '../admin/range-admin';
-import { addPool } from '../admin/pool-admin';
-import { reserve } from '../admin/reservations';
+import { runActionProcess } from '../support/action-process';
+import { migrate } from '../../src/db/migrate';
+import { parseTemplate } from '../../src/driver/template';
+import { silentContext } from '../../src/allocator/context';
+import { startEmbeddedPostgres } from '../support/embedded';
+import { type Attrs, EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import { listRanges } from '../../src/admin/range-admin';
+import { addPool } from '../../src/admin/pool-admin';
+import { reserve } from '../../src/admin/reservations';
 
-const root = path.resolve(__dirname, '..');
 let requestId = 0;
 
 async function step(title: string, action: string, xml: string, env: NodeJS.ProcessEnv, expectOk = true) {
   requestId++;
-  const r = await runExe(root, action, toBase64(xml), env, { requestId: String(requestId) });
-  const status = r.code === 0 ? 'ok' : `exit ${r.code}`;
+  const r = await runActionProcess(action, toBase64(xml), env, [String(requestId)]);
+  const status = r.exitCode === 0 ? 'ok' : `exit ${r.exitCode}`;
   process.stdout.write(`\n== ${title}\n$ echo <base64> | ${action} ${requestId}    -> ${status} (${r.ms} ms)\n`);
   const show = (label: string, text: string) => text && process.stdout.write(text.trimEnd().replace(/^/gm, `   ${label}| `) + '\n');
   show('stdout', r.stdout);
   show('stderr', r.stderr);
-  if ((r.code === 0) !== expectOk) throw new Error(`${action} ${expectOk ? 'failed' : 'succeeded'} unexpectedly`);
+  if ((r.exitCode === 0) !== expectOk) throw new Error(`${action} ${expectOk ? 'failed' : 'succeeded'} unexpectedly`);
   return r;
 }
 

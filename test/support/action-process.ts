@@ -1,0 +1,59 @@
+// The one way tests, the stress checker, the benchmark and the demo run a built action: as
+// one_ipam.rb does, `<action> <request id>` with base64 on stdin and stdin closed, in a process
+// of its own. Returns what oned would see, and what it would show the user (`reason`).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { reasonLines } from '../../src/errors';
+
+// The checkout this file belongs to, whether it runs from test/support or bundled into build/.
+export const ROOT = (() => {
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'pgipam') return dir;
+  }
+  throw new Error(`no pgipam checkout above ${__dirname}`);
+})();
+export const REMOTES = path.join(ROOT, 'remotes/ipam/pgipam');
+
+export interface ActionRun {
+  exitCode: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  // stderr without the INFO:/WARN:/DEBUG: log lines: what oned shows the user on failure
+  reason: string;
+  ms: number;
+}
+
+export interface ActionRunOptions {
+  // called once the process runs, with a function that SIGKILLs it (the stress checker's kills)
+  onSpawn?: (kill: () => void) => void;
+  // killed after this long (default 30 s): a hung action fails the test instead of stalling it
+  timeoutMs?: number;
+}
+
+// env is the action's whole environment; PATH and PGIPAM_CONFIG=/dev/null (no config file) are
+// added when it does not say otherwise. args: the action's arguments, oned's request id by default.
+export function runActionProcess(action: string, input: string, env: NodeJS.ProcessEnv, args: string[] = ['7'], o: ActionRunOptions = {}): Promise<ActionRun> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(REMOTES, action), ...args], {
+      env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 30_000);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ exitCode: code ?? 255, signal, stdout, stderr, reason: reasonLines(stderr).join(''), ms: Date.now() - started });
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+    o.onSpawn?.(() => child.kill('SIGKILL'));
+  });
+}
