@@ -186,7 +186,14 @@ export interface PrefixUsage {
   carved: bigint;
   reserved: bigint;
   free: bigint;
-  map: string;
+  // the prefix in equal parts, each with what of it is carved or reserved (cli/render.ts draws it)
+  cells: PoolCell[];
+}
+
+export interface PoolCell {
+  size: bigint;
+  carved: bigint;
+  reserved: bigint;
 }
 
 export interface PoolInfo {
@@ -199,8 +206,7 @@ export interface PoolInfo {
 
 const MAP_CELLS = 64;
 
-// Utilisation of each prefix and a compact map: one character per 1/64th of the prefix.
-//   # carved for ranges   R reserved   . free   : mixed
+// Utilisation of each prefix, and how it is used in 64 equal parts.
 export async function poolInfo(db: Db, pool: PoolRow): Promise<PoolInfo> {
   const { rows: prefixes } = await db.query<{ family: Family; network: string; prefix_length: number; last: string }>(
     'select family, network::text, prefix_length, last::text from pgipam.pool_prefix where pool_id = $1 order by family, network',
@@ -222,18 +228,8 @@ export async function poolInfo(db: Db, pool: PoolRow): Promise<PoolInfo> {
          from cells join pgipam.pool_reservation r on r.pool_id = $1 and r.family = $5 and r.span && numrange(lo, hi, '[]') group by c`,
       [pool.id, first.toString(), cellSize.toString(), cells, family],
     );
-    const carvedBy = new Array<bigint>(cells).fill(0n);
-    const reservedBy = new Array<bigint>(cells).fill(0n);
-    for (const r of rows) (r.kind === 'carved' ? carvedBy : reservedBy)[r.cell] = BigInt(r.n);
-    const map = carvedBy
-      .map((c, i) => {
-        const r = reservedBy[i]!;
-        if (c + r === 0n) return '.';
-        if (r * 2n >= cellSize) return 'R';
-        if (c + r >= cellSize) return '#';
-        return ':';
-      })
-      .join('');
+    const byCell: PoolCell[] = Array.from({ length: cells }, () => ({ size: cellSize, carved: 0n, reserved: 0n }));
+    for (const r of rows) byCell[r.cell]![r.kind === 'carved' ? 'carved' : 'reserved'] = BigInt(r.n);
     const totals = await db.query<{ carved: string; reserved: string; free: string }>(
       `select
          coalesce((select sum(last - network + 1) from pgipam.pool_allocation where pool_id = $1 and family = $2 and span <@ numrange($3::numeric, $4::numeric, '[]')), 0)::text as carved,
@@ -242,7 +238,7 @@ export async function poolInfo(db: Db, pool: PoolRow): Promise<PoolInfo> {
       [pool.id, family, first.toString(), p.last, family === 4 ? 32 : 128],
     );
     const t = totals.rows[0]!;
-    out.push({ prefix: `${formatAddress(family, first)}/${p.prefix_length}`, family, size, carved: BigInt(t.carved), reserved: BigInt(t.reserved.split('.')[0]!), free: BigInt(t.free.split('.')[0]!), map });
+    out.push({ prefix: `${formatAddress(family, first)}/${p.prefix_length}`, family, size, carved: BigInt(t.carved), reserved: BigInt(t.reserved.split('.')[0]!), free: BigInt(t.free.split('.')[0]!), cells: byCell });
   }
   const ranges = await db.query<{ n: string }>('select count(*)::text as n from pgipam.address_range where pool_id = $1', [pool.id]);
   const grants = await db.query<{ platform: string }>('select platform from pgipam.pool_grant where pool_id = $1 order by platform', [pool.id]);

@@ -91,9 +91,16 @@ export async function removeRange(db: Db, id: number, force: boolean, ctx: Actio
   });
 }
 
-// A compact map of a range, one character per 1/64th of it:
-//   # leased or allocated   R reserved   h on hold   . free   : mixed
-export async function rangeMap(db: Db, range: RangeRow, cells = 64): Promise<string> {
+// How a range's addresses are used, in `cells` equal parts (fewer for a smaller range): what the
+// CLI draws as a map (cli/render.ts).
+export interface RangeCell {
+  width: number;
+  used: number;
+  reservation: number;
+  hold: number;
+}
+
+export async function rangeCells(db: Db, range: RangeRow, cells = 64): Promise<RangeCell[]> {
   const n = Math.min(cells, range.size);
   const cell = range.size / n;
   const { rows } = await db.query<{ c: number; kind: string; used: string }>(
@@ -102,22 +109,12 @@ export async function rangeMap(db: Db, range: RangeRow, cells = 64): Promise<str
        from cells join pgipam.lease l on l.range_id = $1 and l.span && int8range(lo, hi, '[]') group by c, l.kind`,
     [range.id, cell, n],
   );
-  const by = Array.from({ length: n }, () => ({ used: 0, reservation: 0, hold: 0 }));
+  const by: RangeCell[] = Array.from({ length: n }, (_, i) => ({ width: Math.floor((i + 1) * cell) - Math.floor(i * cell), used: 0, reservation: 0, hold: 0 }));
   for (const r of rows) {
     const b = by[r.c]!;
     if (r.kind === 'reservation') b.reservation += Number(r.used);
     else if (r.kind === 'hold') b.hold += Number(r.used);
     else b.used += Number(r.used);
   }
-  return by
-    .map((b, i) => {
-      const width = Math.floor((i + 1) * cell) - Math.floor(i * cell);
-      const total = b.used + b.reservation + b.hold;
-      if (total === 0) return '.';
-      if (b.reservation * 2 >= width) return 'R';
-      if (b.hold * 2 >= width) return 'h';
-      if (total >= width) return '#';
-      return ':';
-    })
-    .join('');
+  return by;
 }

@@ -7,7 +7,8 @@ import { addPool, poolInfo, removePool, setPool } from '../../src/admin/pool-adm
 import { find, history } from '../../src/admin/lookups';
 import { reserve, unreserve } from '../../src/admin/reservations';
 import { addSpace } from '../../src/admin/spaces';
-import { rangeMap, removeRange, showRange } from '../../src/admin/range-admin';
+import { rangeCells, removeRange, showRange } from '../../src/admin/range-admin';
+import { poolMapText, rangeMapText } from '../../src/cli/render';
 import { cidrCover, getPool } from '../../src/allocator/pool-space';
 
 let t: TestDb;
@@ -131,7 +132,7 @@ describe('carving from a pool', () => {
     const adopt = await poolInfo(t.db, (await getPool(t.db, 'adopt'))!);
     expect(adopt.ranges).toBe(1);
     expect(adopt.prefixes[0]!.carved).toBe(10n);
-    expect(adopt.prefixes[0]!.map).toBe('..:##' + '.'.repeat(59)); // 10.77.0.10-19 in cells of 4 addresses
+    expect(poolMapText(adopt.prefixes[0]!.cells)).toBe('..:##' + '.'.repeat(59)); // 10.77.0.10-19 in cells of 4 addresses
     const r = await removePool(t.db, 'adopt', true, ctx);
     expect(r.detached).toBe(1);
   });
@@ -154,7 +155,7 @@ describe('reservations, holds, find and history', () => {
     expect(found.matches[0]).toMatchObject({ space: 'dc2', pool: 'dc2pool', poolReservation: 'hardware appliance', lease: { kind: 'reservation', note: 'hardware appliance' } });
     const rng = await showRange(t.db, Number(ar.PGIPAM_RANGE_ID));
     expect(rng.byKind).toMatchObject({ reservation: 4, allocation: 1 });
-    expect(await rangeMap(t.db, rng.range)).toHaveLength(30);
+    expect(rangeMapText(await rangeCells(t.db, rng.range))).toHaveLength(30);
     const u = await unreserve(t.db, '10.50.0.21', 'dc2', ctx);
     expect(u).toEqual({ released: 1, poolReservations: 1 });
     await allocateAddress(t.db, { ar, address: { IP: '10.50.0.21', SIZE: '1' } }, ctx);
