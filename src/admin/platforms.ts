@@ -133,14 +133,22 @@ export async function listPlatforms(db: Db): Promise<PlatformInfo[]> {
   return rows.map((r) => ({ name: r.name, role: r.role_name, description: r.description, pools: r.pools ?? [], ranges: Number(r.ranges) }));
 }
 
-export async function grantPool(db: Db, platform: string, poolName: string, grant: boolean, ctx: ActionContext): Promise<void> {
+export async function grantPool(db: Db, platform: string, poolName: string, ctx: ActionContext): Promise<void> {
+  await changeGrant(db, platform, poolName, 'grant', ctx);
+}
+
+export async function revokePool(db: Db, platform: string, poolName: string, ctx: ActionContext): Promise<void> {
+  await changeGrant(db, platform, poolName, 'revoke', ctx);
+}
+
+async function changeGrant(db: Db, platform: string, poolName: string, change: 'grant' | 'revoke', ctx: ActionContext): Promise<void> {
   await withTransaction(db, async () => {
     const p = await db.query('select 1 from pgipam.platform where name = $1', [platform]);
     if (!p.rowCount) throw new IpamError('NOT_FOUND', `no platform "${platform}": add it with "pgipam platform add ${platform}"`);
     const pool = await getPool(db, poolName);
     if (!pool) throw new IpamError('NOT_FOUND', `no pool "${poolName}"`);
-    if (grant) await db.query('insert into pgipam.pool_grant (pool_id, platform) values ($1, $2) on conflict do nothing', [pool.id, platform]);
+    if (change === 'grant') await db.query('insert into pgipam.pool_grant (pool_id, platform) values ($1, $2) on conflict do nothing', [pool.id, platform]);
     else await db.query('delete from pgipam.pool_grant where pool_id = $1 and platform = $2', [pool.id, platform]);
-    await recordHistory(db, ctx, { event: grant ? 'platform_granted' : 'platform_revoked', spaceId: pool.spaceId, rangeId: null, detail: { platform, pool: poolName, pool_restricted: pool.restricted } });
+    await recordHistory(db, ctx, { event: change === 'grant' ? 'platform_granted' : 'platform_revoked', spaceId: pool.spaceId, rangeId: null, detail: { platform, pool: poolName, pool_restricted: pool.restricted } });
   });
 }

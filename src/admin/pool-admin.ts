@@ -2,7 +2,9 @@
 import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
+import { PGIPAM_SET_ATTRIBUTES } from '../ar-attributes';
 import { checkName } from '../names';
+import { templateValueProblem } from '../template-value';
 import { parseCidr4, parseCidr6 } from '../address';
 import type { ActionContext } from '../allocator/context';
 import { lockPools } from '../allocator/locks';
@@ -25,8 +27,6 @@ export interface PoolOptions {
   description?: string;
 }
 
-const RESERVED_ATTRS = new Set(['IP', 'IP6', 'SIZE', 'TYPE', 'MAC', 'IPAM_MAD', 'PREFIX_LENGTH', 'NETWORK_ADDRESS', 'NETWORK_MASK', 'GATEWAY', 'GLOBAL_PREFIX', 'ULA_PREFIX', 'PGIPAM_RANGE_ID', 'PGIPAM_POOL', 'PGIPAM_SPACE', 'PGIPAM_SUBNET', 'AR_ID']);
-
 export function parsePrefix(text: string): Block {
   if (text.includes(':')) {
     const c = parseCidr6(text, 'prefix');
@@ -43,10 +43,11 @@ function validateOptions(o: PoolOptions): void {
   if (o.gateway !== undefined && /^[0-9]+$/.test(o.gateway) && Number(o.gateway) < 1) throw new IpamError('BAD_REQUEST', 'gateway offset 0 is the network address: give an offset of 1 or more (or first, last, none)');
   for (const k of Object.keys(o.extra ?? {})) {
     if (!/^[A-Z_][A-Z0-9_]{0,63}$/.test(k)) throw new IpamError('BAD_REQUEST', `attribute name ${k} must be upper-case letters, digits and _`);
-    if (RESERVED_ATTRS.has(k)) throw new IpamError('BAD_REQUEST', `attribute ${k} is set by pgipam itself`);
+    if (PGIPAM_SET_ATTRIBUTES.has(k)) throw new IpamError('BAD_REQUEST', `attribute ${k} is set by pgipam itself`);
   }
   for (const [k, v] of Object.entries({ dns: o.dns, search_domain: o.searchDomain, description: o.description, ...(o.extra ?? {}) })) {
-    if (v !== undefined && (/[\x00-\x1f\x7f"\\]/.test(v) || v.includes(']]>'))) throw new IpamError('BAD_REQUEST', `${k} may not contain quotes, backslashes, control characters or "]]>"`);
+    const problem = v === undefined ? null : templateValueProblem(v);
+    if (problem) throw new IpamError('BAD_REQUEST', `${k} ${problem}`);
   }
 }
 

@@ -1,5 +1,6 @@
 // Reservations made by operators: addresses, spans and prefixes kept out of allocation, with a reason.
 import type { Db } from '../db/client';
+import { templateValueProblem } from '../template-value';
 import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
 import { parseIPv4, parseIPv6 } from '../address';
@@ -72,7 +73,9 @@ export interface ReserveResult {
 // when an address is leased), inside pools as pool reservations that ranges carved later inherit.
 export async function reserve(db: Db, target: string, reason: string, space: string, ctx: ActionContext): Promise<ReserveResult> {
   const t = parseTarget(target);
-  if (!reason.trim() || /[\x00-\x1f\x7f"\\]/.test(reason) || reason.includes(']]>')) throw new IpamError('BAD_REQUEST', 'give a --reason without quotes, backslashes or control characters');
+  if (!reason.trim()) throw new IpamError('BAD_REQUEST', 'give a --reason: it is shown wherever the addresses are refused');
+  const problem = templateValueProblem(reason);
+  if (problem) throw new IpamError('BAD_REQUEST', `--reason ${problem}`);
   return withTransaction(db, async () => {
     const spaceId = await spaceIdByName(db, space);
     const result: ReserveResult = { inRanges: [], inPools: [] };

@@ -5,7 +5,7 @@
 import pg from 'pg';
 import type { Config } from '../config';
 import { IpamError, type IpamErrorCode, isIpamError } from '../errors';
-import { checkSchema } from './migrate';
+import { checkSchemaAndPlatform } from './migrate';
 
 export type Db = pg.Client & { pgipamPlatform?: string; pgipamConfig?: Config };
 
@@ -132,7 +132,7 @@ export async function connect(config: Config, options: ConnectOptions): Promise<
   try {
     await client.connect();
     (client as Db).pgipamConfig = config;
-    if (!options.skipSchemaCheck) (client as Db).pgipamPlatform = await checkSchema(client, config.platform);
+    if (!options.skipSchemaCheck) (client as Db).pgipamPlatform = await checkSchemaAndPlatform(client, config.platform);
   } catch (e) {
     await client.end().catch(() => {});
     throw translateDbError(e, config);

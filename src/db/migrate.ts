@@ -71,10 +71,10 @@ export async function schemaVersion(db: pg.Client): Promise<number> {
   return currentVersion(db);
 }
 
-// Every action calls this once: a missing or old schema gets a line that says what to run. It
-// also returns the platform the session acts for: the one whose role the session logged in as,
-// else the configured one (which must be known to the database).
-export async function checkSchema(db: pg.Client, configPlatform = 'default'): Promise<string> {
+// Every connection of an action or a command calls this once, in one round trip: a missing or old
+// schema gets a line that says what to run, and the result is the platform the session acts for:
+// the one whose role the session logged in as, else the configured one (which must be known).
+export async function checkSchemaAndPlatform(db: pg.Client, configPlatform = 'default'): Promise<string> {
   let v: number;
   let sessionPlatform: string | null = null;
   let known = true;

@@ -3,7 +3,7 @@
 import crypto from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { addPlatform, grantPool, listPlatforms } from '../../src/admin/platforms';
+import { addPlatform, grantPool, revokePool, listPlatforms } from '../../src/admin/platforms';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
 import { type TestDb, createTestDatabase, testContext } from '../support/db';
@@ -44,7 +44,7 @@ beforeAll(async () => {
   }
   await addPool(t.db, 'shared', { prefixes: ['10.100.0.0/24'], gateway: 'none' }, ctx);
   await addPool(t.db, 'secret', { prefixes: ['10.101.0.0/16'], restricted: true }, ctx);
-  await grantPool(t.db, B, 'secret', true, ctx);
+  await grantPool(t.db, B, 'secret', ctx);
 });
 afterAll(async () => {
   for (const c of clients) await c.end().catch(() => {});
@@ -128,7 +128,7 @@ describe('platforms and grants', () => {
     const ar = storedAr(parseTemplate(reg.stdout).values, 0);
     const lease = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
     expect(lease.exitCode).toBe(0);
-    await grantPool(t.db, B, 'secret', false, ctx);
+    await revokePool(t.db, B, 'secret', ctx);
     try {
       const refused = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
       expect(refused.reason).toMatch(new RegExp(`^platform "${B}" may not use pool #\\d+ of range \\d+`));
@@ -136,7 +136,7 @@ describe('platforms and grants', () => {
       const freed = await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip, size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
       expect(freed.exitCode).toBe(0);
     } finally {
-      await grantPool(t.db, B, 'secret', true, ctx);
+      await grantPool(t.db, B, 'secret', ctx);
     }
   });
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, inject, it, vi } from 'vitest';
-import { addPlatform, grantPool, scramVerifier } from '../../src/admin/platforms';
+import { addPlatform, grantPool, revokePool, scramVerifier } from '../../src/admin/platforms';
 import { checkDatabase } from '../../src/admin/check';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
@@ -120,7 +120,7 @@ describe('2. an ungranted platform registering inside a restricted pool', () => 
   it('is refused, naming the pool, and the operator reservation and the owner\'s carving survive; check finds a range in free pool space and a leased reservation', async () => {
     const { t, p } = await setup('restricted', ['zone-a', 'zone-b']);
     await addPool(t.db, 'secret', { prefixes: ['10.200.0.0/16'], restricted: true }, ctx);
-    await grantPool(t.db, p['zone-b']!.name, 'secret', true, ctx);
+    await grantPool(t.db, p['zone-b']!.name, 'secret', ctx);
     await reserve(t.db, '10.200.5.2', 'core router', 'default', ctx);
     const before = await snapshot(t.db);
     const r = await register(platformEnv(p['zone-a']!), { TYPE: 'IP4', IP: '10.200.5.1', SIZE: '4' });
@@ -254,10 +254,10 @@ describe('8. a revoked or restricted pool', () => {
   it.each(['revoke', 'restrict'])('after %s, the platform can still unregister what it carved, and the subnet goes back to the pool', async (how) => {
     const { t, p } = await setup('lockout', ['zone-a']);
     await addPool(t.db, 'pool8', { prefixes: ['10.93.0.0/24'], restricted: how === 'revoke' }, ctx);
-    if (how === 'revoke') await grantPool(t.db, p['zone-a']!.name, 'pool8', true, ctx);
+    if (how === 'revoke') await grantPool(t.db, p['zone-a']!.name, 'pool8', ctx);
     const r = await register(platformEnv(p['zone-a']!), { TYPE: 'IP4', SIZE: '10', PGIPAM_POOL: 'pool8' });
     expect(r.reason).toBe('');
-    if (how === 'revoke') await grantPool(t.db, p['zone-a']!.name, 'pool8', false, ctx);
+    if (how === 'revoke') await revokePool(t.db, p['zone-a']!.name, 'pool8', ctx);
     else await setPool(t.db, 'pool8', { restricted: true }, ctx);
     const un = await runActionProcess('unregister_address_range', toBase64(actionData(arXmlFormB(r.ar!), EMPTY_ADDRESS)), platformEnv(p['zone-a']!));
     expect([un.exitCode, un.reason]).toEqual([0, '']);

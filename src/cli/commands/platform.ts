@@ -1,6 +1,6 @@
 // pgipam platform list|add|rm|grant|revoke.
 import type { Argv } from 'yargs';
-import { addPlatform, grantPool, listPlatforms, removePlatform } from '../../admin/platforms';
+import { addPlatform, grantPool, revokePool, listPlatforms, removePlatform } from '../../admin/platforms';
 import { printTable } from '../render';
 import { out, readPassword, withDb, write } from '../common';
 
@@ -27,11 +27,11 @@ export function platformCommands<T>(y: Argv<T>): Argv<T> {
           out(args, { removed: args.name, role: r.role }, () => write(`removed platform ${args.name}${r.role ? `; role ${r.role} is no longer a member of pgipam_driver (DROP ROLE it when nothing else uses it)` : ''}\n`));
         })
         .command('grant <platform> <pool>', 'let a platform use a restricted pool', (y2) => y2.positional('platform', { type: 'string', demandOption: true }).positional('pool', { type: 'string', demandOption: true }), async (args) => {
-          await withDb((db, ctx) => grantPool(db, args.platform, args.pool, true, ctx));
+          await withDb((db, ctx) => grantPool(db, args.platform, args.pool, ctx));
           out(args, { granted: true }, () => write(`platform ${args.platform} may use pool ${args.pool}\n`));
         })
         .command('revoke <platform> <pool>', 'take a pool away from a platform', (y2) => y2.positional('platform', { type: 'string', demandOption: true }).positional('pool', { type: 'string', demandOption: true }), async (args) => {
-          await withDb((db, ctx) => grantPool(db, args.platform, args.pool, false, ctx));
+          await withDb((db, ctx) => revokePool(db, args.platform, args.pool, ctx));
           out(args, { granted: false }, () => write(`platform ${args.platform} may no longer use pool ${args.pool}\n`));
         })
         .demandCommand(1, 'name a platform command'),
