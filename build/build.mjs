@@ -42,7 +42,9 @@ await Promise.all([
     format: 'esm',
     entryPoints: [path.join(root, 'src/cli/bin.ts')],
     outfile: path.join(root, 'build/pgipam.mjs'),
-    banner: { js: "#!/usr/bin/env node\nimport { createRequire as __pgipamCreateRequire } from 'node:module';\nconst require = __pgipamCreateRequire(import.meta.url);" },
+    banner: {
+      js: "#!/usr/bin/env node\nimport { createRequire as __pgipamCreateRequire } from 'node:module';\nconst require = __pgipamCreateRequire(import.meta.url);",
+    },
   }),
   ...['demo', 'bench', 'stress'].map((name) =>
     esbuild.build({

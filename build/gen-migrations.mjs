@@ -6,7 +6,10 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dir = path.join(root, 'src/db/migrations');
-const files = fs.readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+const files = fs
+  .readdirSync(dir)
+  .filter((f) => f.endsWith('.sql'))
+  .sort();
 const entries = files.map((file, i) => {
   const m = /^(\d{6})_([a-z0-9_]+)\.sql$/.exec(file);
   if (!m) throw new Error(`migration file name must be NNNNNN_name.sql: ${file}`);

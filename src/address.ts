@@ -12,7 +12,6 @@ import { badRequest } from './errors';
 export const MAX_AR_SIZE = 2 ** 32 - 1;
 const TWO32 = 2n ** 32n;
 
-
 // Dotted quad, digits and dots only, as oned requires; leading zeros are refused because some
 // tools read them as octal.
 export function parseIPv4(text: string, what = 'IP'): number {
@@ -47,7 +46,9 @@ export function formatIPv6(n: bigint): string {
 
 export function parseMac(text: string, what = 'MAC'): number {
   // oned accepts one or two hex digits per group (AddressRange.cc mac regexp).
-  const m = /^([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})$/.exec(text);
+  const m = /^([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})$/.exec(
+    text,
+  );
   if (!m) throw badRequest(`${what} "${text}" is not a MAC address (six hex groups separated by colons)`);
   let n = 0;
   for (let i = 1; i <= 6; i++) n = n * 256 + parseInt(m[i]!, 16);
@@ -62,13 +63,13 @@ export function formatMac(n: number): string {
 
 export function ip6AtIndex(first: bigint, index: number): bigint {
   const high = first - (first % TWO32);
-  return high + ((first % TWO32) + BigInt(index)) % TWO32;
+  return high + (((first % TWO32) + BigInt(index)) % TWO32);
 }
 
 // Index of an IPv6 address in a static AR starting at `first`, or null when the high 96 bits differ.
 export function ip6Index(first: bigint, ip: bigint): number | null {
   if (ip / TWO32 !== first / TWO32) return null;
-  return Number((((ip % TWO32) - (first % TWO32)) % TWO32 + TWO32) % TWO32);
+  return Number(((((ip % TWO32) - (first % TWO32)) % TWO32) + TWO32) % TWO32);
 }
 
 export function macAtIndex(first: number, index: number): number {

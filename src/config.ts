@@ -53,7 +53,8 @@ export function parseConfigText(text: string, path: string): Partial<Record<Key,
 
 function number(value: string | undefined, fallback: number, what: string): number {
   if (value === undefined || value === '') return fallback;
-  if (!/^\d{1,7}$/.test(value) || Number(value) < 1) throw new IpamError('BAD_CONFIG', `${what} must be a positive number of milliseconds, got "${value}"`);
+  if (!/^\d{1,7}$/.test(value) || Number(value) < 1)
+    throw new IpamError('BAD_CONFIG', `${what} must be a positive number of milliseconds, got "${value}"`);
   return Number(value);
 }
 
@@ -72,7 +73,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stat = fs.statSync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || explicitPath) {
-      throw new IpamError('BAD_CONFIG', `cannot read config file ${path} (${(e as NodeJS.ErrnoException).code}); fix PGIPAM_CONFIG or create the file with a database_url = ... line`);
+      throw new IpamError(
+        'BAD_CONFIG',
+        `cannot read config file ${path} (${(e as NodeJS.ErrnoException).code}); fix PGIPAM_CONFIG or create the file with a database_url = ... line`,
+      );
     }
   }
   // A non-regular file (PGIPAM_CONFIG=/dev/null) means "no file settings".
@@ -82,7 +86,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     try {
       text = fs.readFileSync(path, 'utf8');
     } catch (e) {
-      throw new IpamError('BAD_CONFIG', `cannot read config file ${path} (${(e as NodeJS.ErrnoException).code}): it must be readable by the oneadmin user (chown oneadmin ${path}; chmod 600 ${path})`);
+      throw new IpamError(
+        'BAD_CONFIG',
+        `cannot read config file ${path} (${(e as NodeJS.ErrnoException).code}): it must be readable by the oneadmin user (chown oneadmin ${path}; chmod 600 ${path})`,
+      );
     }
     file = parseConfigText(text, path);
     fileFound = true;
@@ -124,7 +131,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     source,
     connectTimeoutMs: number(env.PGIPAM_CONNECT_TIMEOUT_MS ?? file.connect_timeout_ms, DEFAULTS.connectTimeoutMs, 'connect_timeout_ms'),
-    statementTimeoutMs: number(env.PGIPAM_STATEMENT_TIMEOUT_MS ?? file.statement_timeout_ms, DEFAULTS.statementTimeoutMs, 'statement_timeout_ms'),
+    statementTimeoutMs: number(
+      env.PGIPAM_STATEMENT_TIMEOUT_MS ?? file.statement_timeout_ms,
+      DEFAULTS.statementTimeoutMs,
+      'statement_timeout_ms',
+    ),
     lockTimeoutMs: number(env.PGIPAM_LOCK_TIMEOUT_MS ?? file.lock_timeout_ms, DEFAULTS.lockTimeoutMs, 'lock_timeout_ms'),
     actionTimeoutMs: number(env.PGIPAM_ACTION_TIMEOUT_MS ?? file.action_timeout_ms, DEFAULTS.actionTimeoutMs, 'action_timeout_ms'),
     platform,

@@ -8,7 +8,10 @@ export const PLATFORM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 export function checkName(what: string, value: string, code: IpamErrorCode = 'BAD_REQUEST'): string {
   const platform = /platform/.test(what);
   if (!(platform ? PLATFORM_NAME : OBJECT_NAME).test(value)) {
-    throw new IpamError(code, `${what} "${value}" must be 1-63 letters, digits, '.', '_'${platform ? '' : ", ':'"} or '-', starting with a letter or digit`);
+    throw new IpamError(
+      code,
+      `${what} "${value}" must be 1-63 letters, digits, '.', '_'${platform ? '' : ", ':'"} or '-', starting with a letter or digit`,
+    );
   }
   return value;
 }

@@ -30,7 +30,12 @@ function rebuildStaleBundles(): void {
     }
     return t;
   };
-  const bundles = [...['register_address_range', 'unregister_address_range', 'allocate_address', 'get_address', 'free_address'].map((a) => path.join(REMOTES, a)), path.join(ROOT, 'build/pgipam.mjs')];
+  const bundles = [
+    ...['register_address_range', 'unregister_address_range', 'allocate_address', 'get_address', 'free_address'].map((a) =>
+      path.join(REMOTES, a),
+    ),
+    path.join(ROOT, 'build/pgipam.mjs'),
+  ];
   const oldest = Math.min(...bundles.map((b) => (fs.existsSync(b) ? fs.statSync(b).mtimeMs : 0)));
   const scripts = ['build/build.mjs', 'build/gen-migrations.mjs'].map((f) => fs.statSync(path.join(ROOT, f)).mtimeMs);
   if (oldest >= Math.max(newest('src'), newest('actions'), ...scripts)) return;

@@ -21,7 +21,8 @@ export async function checkDatabase(db: Db): Promise<CheckResult> {
            and int8range(f.first_idx, f.last_idx, '[]') && l.span where f.range_id = r.id)::text as overlaps
       from pgipam.address_range r order by r.id`);
     for (const t of tiles) {
-      if (Number(t.leased) + Number(t.free) !== Number(t.size)) problems.push(`range ${t.id}: ${t.leased} leased + ${t.free} free != size ${t.size}`);
+      if (Number(t.leased) + Number(t.free) !== Number(t.size))
+        problems.push(`range ${t.id}: ${t.leased} leased + ${t.free} free != size ${t.size}`);
       if (t.overlaps !== '0') problems.push(`range ${t.id}: ${t.overlaps} free extents overlap leases`);
     }
     const { rows: counts } = await db.query<{ what: string; n: string }>(`
@@ -56,7 +57,8 @@ export async function checkDatabase(db: Db): Promise<CheckResult> {
          + coalesce((select sum(last - network + 1) from pgipam.pool_allocation a where a.pool_id = p.id), 0))::text as accounted
       from pgipam.pool p order by p.name`);
     for (const p of pools) {
-      if (BigInt(p.total) !== BigInt(p.accounted.split('.')[0]!)) problems.push(`pool ${p.name}: free blocks + subnets = ${p.accounted.split('.')[0]}, prefixes = ${p.total}`);
+      if (BigInt(p.total) !== BigInt(p.accounted.split('.')[0]!))
+        problems.push(`pool ${p.name}: free blocks + subnets = ${p.accounted.split('.')[0]}, prefixes = ${p.total}`);
     }
     if (await publicSchemaWritable(db)) problems.push(PUBLIC_SCHEMA_PROBLEM);
     return { ranges: tiles.length, pools: pools.length, problems };

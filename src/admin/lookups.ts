@@ -24,8 +24,31 @@ export interface HistoryRow {
 }
 
 // address: events touching one index of a range; addressText: events recorded under that address.
-export async function history(db: Db, f: { since?: Date; rangeId?: number; platform?: string; event?: string; address?: { rangeId: number; index: number }; addressText?: string; limit?: number }): Promise<HistoryRow[]> {
-  const { rows } = await db.query<{ id: string; at: Date; event: string; space: string | null; range_id: string | null; address: string | null; size: string | null; platform: string | null; request_id: string | null; actor: string; detail: Record<string, unknown> }>(
+export async function history(
+  db: Db,
+  f: {
+    since?: Date;
+    rangeId?: number;
+    platform?: string;
+    event?: string;
+    address?: { rangeId: number; index: number };
+    addressText?: string;
+    limit?: number;
+  },
+): Promise<HistoryRow[]> {
+  const { rows } = await db.query<{
+    id: string;
+    at: Date;
+    event: string;
+    space: string | null;
+    range_id: string | null;
+    address: string | null;
+    size: string | null;
+    platform: string | null;
+    request_id: string | null;
+    actor: string;
+    detail: Record<string, unknown>;
+  }>(
     `select h.id::text, h.at, h.event, s.name as space, h.range_id::text, h.address, h.size::text, h.platform, h.request_id, h.actor, h.detail
        from pgipam.history h left join pgipam.space s on s.id = h.space_id
       where ($1::timestamptz is null or h.at >= $1) and ($2::int8 is null or h.range_id = $2)
@@ -33,11 +56,29 @@ export async function history(db: Db, f: { since?: Date; rangeId?: number; platf
         and ($5::int8 is null or (h.range_id = $5 and h.first_idx <= $6::int8 and h.first_idx + coalesce(h.size, 1) > $6::int8))
         and ($8::text is null or h.address = $8)
       order by h.at desc, h.id desc limit $7`,
-    [f.since ?? null, f.rangeId ?? f.address?.rangeId ?? null, f.platform ?? null, f.event ?? null, f.address?.rangeId ?? null, f.address?.index ?? null, f.limit ?? 100, f.addressText ?? null],
+    [
+      f.since ?? null,
+      f.rangeId ?? f.address?.rangeId ?? null,
+      f.platform ?? null,
+      f.event ?? null,
+      f.address?.rangeId ?? null,
+      f.address?.index ?? null,
+      f.limit ?? 100,
+      f.addressText ?? null,
+    ],
   );
   return rows.map((r) => ({
-    id: Number(r.id), at: r.at, event: r.event, space: r.space, rangeId: r.range_id === null ? null : Number(r.range_id), address: r.address,
-    size: r.size === null ? null : Number(r.size), platform: r.platform, requestId: r.request_id, actor: r.actor, detail: r.detail,
+    id: Number(r.id),
+    at: r.at,
+    event: r.event,
+    space: r.space,
+    rangeId: r.range_id === null ? null : Number(r.range_id),
+    address: r.address,
+    size: r.size === null ? null : Number(r.size),
+    platform: r.platform,
+    requestId: r.request_id,
+    actor: r.actor,
+    detail: r.detail,
   }));
 }
 
@@ -48,7 +89,15 @@ export interface FindResult {
     pool: string | null;
     range: { id: number; type: string; first: string; last: string; platform: string } | null;
     index: number | null;
-    lease: { kind: string; first: string; last: string; since: Date; requestId: string | null; note: string | null; heldUntil: Date | null } | null;
+    lease: {
+      kind: string;
+      first: string;
+      last: string;
+      since: Date;
+      requestId: string | null;
+      note: string | null;
+      heldUntil: Date | null;
+    } | null;
     poolReservation: string | null;
     history: HistoryRow[];
   }>;
@@ -78,12 +127,27 @@ export async function find(db: Db, text: string): Promise<FindResult> {
     const base = family === 4 ? BigInt(range.ip4First!) : family === 6 ? range.ip6First! : BigInt(range.macFirst!);
     const index = Number(value - base);
     const lease = (await leasesOverlapping(db, range.id, index, index))[0] ?? null;
-    const pool = range.poolId !== null ? (await getPoolById(db, range.poolId))?.name ?? null : null;
+    const pool = range.poolId !== null ? ((await getPoolById(db, range.poolId))?.name ?? null) : null;
     result.matches.push({
-      space: range.spaceName, pool,
-      range: { id: range.id, type: range.type, first: addressAt(range, 0), last: addressAt(range, range.size - 1), platform: range.platform },
+      space: range.spaceName,
+      pool,
+      range: {
+        id: range.id,
+        type: range.type,
+        first: addressAt(range, 0),
+        last: addressAt(range, range.size - 1),
+        platform: range.platform,
+      },
       index,
-      lease: lease && { kind: lease.kind, first: addressAt(range, lease.firstIdx), last: addressAt(range, lease.lastIdx), since: lease.createdAt, requestId: lease.requestId, note: lease.note, heldUntil: lease.heldUntil },
+      lease: lease && {
+        kind: lease.kind,
+        first: addressAt(range, lease.firstIdx),
+        last: addressAt(range, lease.lastIdx),
+        since: lease.createdAt,
+        requestId: lease.requestId,
+        note: lease.note,
+        heldUntil: lease.heldUntil,
+      },
       poolReservation: null,
       history: await history(db, { address: { rangeId: range.id, index }, limit: 20 }),
     });
@@ -102,7 +166,15 @@ export async function find(db: Db, text: string): Promise<FindResult> {
         m.pool = m.pool ?? p.pool;
         m.poolReservation = p.reason;
       } else {
-        result.matches.push({ space: p.space, pool: p.pool, range: null, index: null, lease: null, poolReservation: p.reason, history: await history(db, { addressText: formatAddress(family, value), limit: 20 }) });
+        result.matches.push({
+          space: p.space,
+          pool: p.pool,
+          range: null,
+          index: null,
+          lease: null,
+          poolReservation: p.reason,
+          history: await history(db, { addressText: formatAddress(family, value), limit: 20 }),
+        });
       }
     }
   }
@@ -117,10 +189,16 @@ export async function pruneHistory(db: Db, before: Date, ctx: ActionContext): Pr
     await db.query('alter table pgipam.history disable trigger history_append_only');
     const { rowCount } = await db.query('delete from pgipam.history where at < $1', [before]);
     await db.query('alter table pgipam.history enable trigger history_append_only');
-    await recordHistory(db, ctx, { event: 'history_pruned', spaceId: null, rangeId: null, detail: { before: before.toISOString(), rows: rowCount ?? 0 } });
+    await recordHistory(db, ctx, {
+      event: 'history_pruned',
+      spaceId: null,
+      rangeId: null,
+      detail: { before: before.toISOString(), rows: rowCount ?? 0 },
+    });
     return rowCount ?? 0;
   }).catch((e) => {
-    if ((e as { code?: string }).code === '42501') throw new IpamError('PERMISSION_DENIED', 'only the owner of the pgipam schema can prune the history');
+    if ((e as { code?: string }).code === '42501')
+      throw new IpamError('PERMISSION_DENIED', 'only the owner of the pgipam schema can prune the history');
     throw e;
   });
 }

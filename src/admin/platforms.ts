@@ -41,8 +41,20 @@ async function refuseUnconfinedRole(db: Db, role: string): Promise<void> {
   );
   const r = rows[0];
   if (!r) return;
-  const why = r.superuser ? 'is a superuser' : r.owner ? 'owns the pgipam schema (or is a member of its owner)' : r.createrole ? 'has CREATEROLE' : r.bypassrls ? 'has BYPASSRLS' : null;
-  if (why) throw new IpamError('BAD_REQUEST', `role ${role} ${why}: row-level security cannot confine it, so it cannot be a platform's role; give the platform a role of its own`);
+  const why = r.superuser
+    ? 'is a superuser'
+    : r.owner
+      ? 'owns the pgipam schema (or is a member of its owner)'
+      : r.createrole
+        ? 'has CREATEROLE'
+        : r.bypassrls
+          ? 'has BYPASSRLS'
+          : null;
+  if (why)
+    throw new IpamError(
+      'BAD_REQUEST',
+      `role ${role} ${why}: row-level security cannot confine it, so it cannot be a platform's role; give the platform a role of its own`,
+    );
 }
 
 // What CREATE ROLE ... PASSWORD receives: a SCRAM-SHA-256 verifier computed here, as psql's
@@ -80,10 +92,16 @@ export interface PlatformInfo {
   ranges: number;
 }
 
-export async function addPlatform(db: Db, name: string, o: { role?: string; password?: string; description?: string }, ctx: ActionContext): Promise<PlatformInfo> {
+export async function addPlatform(
+  db: Db,
+  name: string,
+  o: { role?: string; password?: string; description?: string },
+  ctx: ActionContext,
+): Promise<PlatformInfo> {
   checkName('platform name', name);
   const role = o.role ?? `pgipam_${name.replace(/[^A-Za-z0-9_]/g, '_').toLowerCase()}`;
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(role)) throw new IpamError('BAD_REQUEST', `role name "${role}" must be lower-case letters, digits and _`);
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(role))
+    throw new IpamError('BAD_REQUEST', `role name "${role}" must be lower-case letters, digits and _`);
   return withTransaction(db, async () => {
     const exists = await db.query('select 1 from pgipam.platform where name = $1', [name]);
     if (exists.rowCount) throw new IpamError('CONFLICT', `platform "${name}" already exists`);
@@ -99,7 +117,11 @@ export async function addPlatform(db: Db, name: string, o: { role?: string; pass
     await recordHistory(db, ctx, { event: 'platform_added', spaceId: null, rangeId: null, detail: { platform: name, role } });
     return { name, role, description: o.description ?? '', pools: [], ranges: 0 };
   }).catch((e) => {
-    if ((e as { code?: string }).code === '42501') throw new IpamError('PERMISSION_DENIED', `creating role ${role} needs CREATEROLE: run this as a role that has it, or create the role yourself and pass --role`);
+    if ((e as { code?: string }).code === '42501')
+      throw new IpamError(
+        'PERMISSION_DENIED',
+        `creating role ${role} needs CREATEROLE: run this as a role that has it, or create the role yourself and pass --role`,
+      );
     throw e;
   });
 }
@@ -107,7 +129,8 @@ export async function addPlatform(db: Db, name: string, o: { role?: string; pass
 // Removes a platform that holds no ranges: its grants go, its role leaves pgipam_driver (the
 // role itself is kept: it may be used elsewhere; DROP ROLE it when it is not).
 export async function removePlatform(db: Db, name: string, ctx: ActionContext): Promise<{ role: string | null }> {
-  if (name === 'default') throw new IpamError('BAD_REQUEST', 'the default platform (front-ends connected as the schema owner) cannot be removed');
+  if (name === 'default')
+    throw new IpamError('BAD_REQUEST', 'the default platform (front-ends connected as the schema owner) cannot be removed');
   return withTransaction(db, async () => {
     const { rows } = await db.query<{ role_name: string | null; ranges: string }>(
       `select p.role_name, (select count(*) from pgipam.address_range r where r.platform = p.name)::text as ranges from pgipam.platform p where p.name = $1 for update`,
@@ -115,10 +138,19 @@ export async function removePlatform(db: Db, name: string, ctx: ActionContext): 
     );
     const p = rows[0];
     if (!p) throw new IpamError('NOT_FOUND', `no platform "${name}"`);
-    if (p.ranges !== '0') throw new IpamError('CONFLICT', `platform "${name}" still has ${p.ranges} ranges: unregister them in OpenNebula first (or remove them with "pgipam range rm")`);
+    if (p.ranges !== '0')
+      throw new IpamError(
+        'CONFLICT',
+        `platform "${name}" still has ${p.ranges} ranges: unregister them in OpenNebula first (or remove them with "pgipam range rm")`,
+      );
     await db.query('delete from pgipam.platform where name = $1', [name]);
     if (p.role_name && (await roleExists(db, p.role_name))) await db.query(`revoke ${DRIVER_GROUP} from ${escapeIdentifier(p.role_name)}`);
-    await recordHistory(db, ctx, { event: 'platform_removed', spaceId: null, rangeId: null, detail: { platform: name, role: p.role_name } });
+    await recordHistory(db, ctx, {
+      event: 'platform_removed',
+      spaceId: null,
+      rangeId: null,
+      detail: { platform: name, role: p.role_name },
+    });
     return { role: p.role_name };
   });
 }
@@ -147,8 +179,14 @@ async function changeGrant(db: Db, platform: string, poolName: string, change: '
     if (!p.rowCount) throw new IpamError('NOT_FOUND', `no platform "${platform}": add it with "pgipam platform add ${platform}"`);
     const pool = await getPool(db, poolName);
     if (!pool) throw new IpamError('NOT_FOUND', `no pool "${poolName}"`);
-    if (change === 'grant') await db.query('insert into pgipam.pool_grant (pool_id, platform) values ($1, $2) on conflict do nothing', [pool.id, platform]);
+    if (change === 'grant')
+      await db.query('insert into pgipam.pool_grant (pool_id, platform) values ($1, $2) on conflict do nothing', [pool.id, platform]);
     else await db.query('delete from pgipam.pool_grant where pool_id = $1 and platform = $2', [pool.id, platform]);
-    await recordHistory(db, ctx, { event: change === 'grant' ? 'platform_granted' : 'platform_revoked', spaceId: pool.spaceId, rangeId: null, detail: { platform, pool: poolName, pool_restricted: pool.restricted } });
+    await recordHistory(db, ctx, {
+      event: change === 'grant' ? 'platform_granted' : 'platform_revoked',
+      spaceId: pool.spaceId,
+      rangeId: null,
+      detail: { platform, pool: poolName, pool_restricted: pool.restricted },
+    });
   });
 }

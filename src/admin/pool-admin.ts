@@ -10,7 +10,19 @@ import type { ActionContext } from '../allocator/context';
 import { lockPools } from '../allocator/locks';
 import { recordHistory } from '../allocator/history';
 import { spaceIdByName } from '../allocator/range-queries';
-import { type Block, type Family, type PoolRow, blockSize, describeBlock, formatAddress, getPool, listPoolRows, assignSubnets, returnBlock, takeSpan } from '../allocator/pool-space';
+import {
+  type Block,
+  type Family,
+  type PoolRow,
+  blockSize,
+  describeBlock,
+  formatAddress,
+  getPool,
+  listPoolRows,
+  assignSubnets,
+  returnBlock,
+  takeSpan,
+} from '../allocator/pool-space';
 
 export interface PoolOptions {
   space?: string;
@@ -30,22 +42,30 @@ export interface PoolOptions {
 export function parsePrefix(text: string): Block {
   if (text.includes(':')) {
     const c = parseCidr6(text, 'prefix');
-    if (c.network !== parseCidr6(text.split('/')[0] + '/128', 'prefix').network) throw new IpamError('BAD_REQUEST', `prefix ${text} has host bits set; did you mean ${formatAddress(6, c.network)}/${c.prefix}?`);
+    if (c.network !== parseCidr6(text.split('/')[0] + '/128', 'prefix').network)
+      throw new IpamError('BAD_REQUEST', `prefix ${text} has host bits set; did you mean ${formatAddress(6, c.network)}/${c.prefix}?`);
     return { family: 6, network: c.network, prefixLength: c.prefix };
   }
   const c = parseCidr4(text, 'prefix');
-  if (BigInt(c.network) !== BigInt(parseCidr4(text.split('/')[0] + '/32', 'prefix').network)) throw new IpamError('BAD_REQUEST', `prefix ${text} has host bits set; did you mean ${formatAddress(4, BigInt(c.network))}/${c.prefix}?`);
+  if (BigInt(c.network) !== BigInt(parseCidr4(text.split('/')[0] + '/32', 'prefix').network))
+    throw new IpamError(
+      'BAD_REQUEST',
+      `prefix ${text} has host bits set; did you mean ${formatAddress(4, BigInt(c.network))}/${c.prefix}?`,
+    );
   return { family: 4, network: BigInt(c.network), prefixLength: c.prefix };
 }
 
 function validateOptions(o: PoolOptions): void {
-  if (o.gateway !== undefined && !/^(first|last|none|[0-9]{1,9})$/.test(o.gateway)) throw new IpamError('BAD_REQUEST', `gateway must be first, last, none or a host offset, got "${o.gateway}"`);
-  if (o.gateway !== undefined && /^[0-9]+$/.test(o.gateway) && Number(o.gateway) < 1) throw new IpamError('BAD_REQUEST', 'gateway offset 0 is the network address: give an offset of 1 or more (or first, last, none)');
+  if (o.gateway !== undefined && !/^(first|last|none|[0-9]{1,9})$/.test(o.gateway))
+    throw new IpamError('BAD_REQUEST', `gateway must be first, last, none or a host offset, got "${o.gateway}"`);
+  if (o.gateway !== undefined && /^[0-9]+$/.test(o.gateway) && Number(o.gateway) < 1)
+    throw new IpamError('BAD_REQUEST', 'gateway offset 0 is the network address: give an offset of 1 or more (or first, last, none)');
   for (const k of Object.keys(o.extra ?? {})) {
-    if (!/^[A-Z_][A-Z0-9_]{0,63}$/.test(k)) throw new IpamError('BAD_REQUEST', `attribute name ${k} must be upper-case letters, digits and _`);
+    if (!/^[A-Z_][A-Z0-9_]{0,63}$/.test(k))
+      throw new IpamError('BAD_REQUEST', `attribute name ${k} must be upper-case letters, digits and _`);
     if (PGIPAM_SET_ATTRIBUTES.has(k)) throw new IpamError('BAD_REQUEST', `attribute ${k} is set by pgipam itself`);
   }
-  for (const [k, v] of Object.entries({ dns: o.dns, search_domain: o.searchDomain, description: o.description, ...(o.extra ?? {}) })) {
+  for (const [k, v] of Object.entries({ dns: o.dns, search_domain: o.searchDomain, description: o.description, ...o.extra })) {
     const problem = v === undefined ? null : templateValueProblem(v);
     if (problem) throw new IpamError('BAD_REQUEST', `${k} ${problem}`);
   }
@@ -61,13 +81,31 @@ export async function addPool(db: Db, name: string, o: PoolOptions, ctx: ActionC
     const { rows } = await db.query<{ id: string }>(
       `insert into pgipam.pool (name, space_id, is_default, gateway, dns, search_domain, mtu, vlan_id, hold_seconds, restricted, extra, description)
        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) on conflict (name) do nothing returning id::text`,
-      [name, spaceId, o.isDefault ?? false, o.gateway ?? 'first', o.dns ?? '', o.searchDomain ?? '', o.mtu ?? null, o.vlanId ?? null, o.holdSeconds ?? 0, o.restricted ?? false, JSON.stringify(o.extra ?? {}), o.description ?? ''],
+      [
+        name,
+        spaceId,
+        o.isDefault ?? false,
+        o.gateway ?? 'first',
+        o.dns ?? '',
+        o.searchDomain ?? '',
+        o.mtu ?? null,
+        o.vlanId ?? null,
+        o.holdSeconds ?? 0,
+        o.restricted ?? false,
+        JSON.stringify(o.extra ?? {}),
+        o.description ?? '',
+      ],
     );
     if (!rows[0]) throw new IpamError('CONFLICT', `pool "${name}" already exists`);
     const pool = (await getPool(db, name))!;
     for (const p of prefixes) await addPrefix(db, pool, p);
     await checkGatewayFits(db, pool.id, pool.gateway);
-    await recordHistory(db, ctx, { event: 'pool_created', spaceId, rangeId: null, detail: { pool: name, prefixes: prefixes.map(describeBlock), options: { ...o, prefixes: undefined } } });
+    await recordHistory(db, ctx, {
+      event: 'pool_created',
+      spaceId,
+      rangeId: null,
+      detail: { pool: name, prefixes: prefixes.map(describeBlock), options: { ...o, prefixes: undefined } },
+    });
     return pool;
   });
 }
@@ -76,11 +114,18 @@ export async function addPool(db: Db, name: string, o: PoolOptions, ctx: ActionC
 // that no IPv4 prefix of the pool can hold, rather than let every carve fail later.
 async function checkGatewayFits(db: Db, poolId: number, gateway: string): Promise<void> {
   if (!/^[0-9]+$/.test(gateway)) return;
-  const { rows } = await db.query<{ len: number | null }>('select min(prefix_length)::int as len from pgipam.pool_prefix where pool_id = $1 and family = 4', [poolId]);
+  const { rows } = await db.query<{ len: number | null }>(
+    'select min(prefix_length)::int as len from pgipam.pool_prefix where pool_id = $1 and family = 4',
+    [poolId],
+  );
   const len = rows[0]?.len;
   if (len === null || len === undefined) return;
   const maxOffset = 2 ** (32 - len) - 2;
-  if (Number(gateway) > maxOffset) throw new IpamError('BAD_REQUEST', `gateway offset ${gateway} does not fit in any subnet of the pool: its largest IPv4 prefix is a /${len} (offsets 1 to ${maxOffset})`);
+  if (Number(gateway) > maxOffset)
+    throw new IpamError(
+      'BAD_REQUEST',
+      `gateway offset ${gateway} does not fit in any subnet of the pool: its largest IPv4 prefix is a /${len} (offsets 1 to ${maxOffset})`,
+    );
 }
 
 // Adds a prefix to a pool. Ranges already registered inside it (outside any pool) are adopted:
@@ -116,7 +161,8 @@ async function addPrefix(db: Db, pool: PoolRow, p: Block): Promise<void> {
   for (const r of ranges) {
     const first = BigInt(r.first);
     const rLast = first + BigInt(r.size) - 1n;
-    if (first < p.network || rLast > last) throw new IpamError('CONFLICT', `range ${r.id} straddles the edge of ${describeBlock(p)}; choose a prefix that contains it whole`);
+    if (first < p.network || rLast > last)
+      throw new IpamError('CONFLICT', `range ${r.id} straddles the edge of ${describeBlock(p)}; choose a prefix that contains it whole`);
     if (r.pool_id !== null) throw new IpamError('CONFLICT', `range ${r.id} already belongs to another pool`);
     await takeSpan(db, pool, p.family, first, rLast);
     await assignSubnets(db, Number(r.id));
@@ -143,19 +189,43 @@ export async function setPool(db: Db, name: string, o: PoolChange, ctx: ActionCo
          vlan_id = case when $8::boolean then $9 else vlan_id end, hold_seconds = coalesce($10, hold_seconds),
          restricted = coalesce($11, restricted), extra = extra || $12::jsonb, description = coalesce($13, description)
        where id = $1`,
-      [pool.id, o.isDefault ?? null, o.gateway ?? null, o.dns ?? null, o.searchDomain ?? null, o.mtu !== undefined, o.mtu ?? null, o.vlanId !== undefined, o.vlanId ?? null, o.holdSeconds ?? null, o.restricted ?? null, JSON.stringify(o.extra ?? {}), o.description ?? null],
+      [
+        pool.id,
+        o.isDefault ?? null,
+        o.gateway ?? null,
+        o.dns ?? null,
+        o.searchDomain ?? null,
+        o.mtu !== undefined,
+        o.mtu ?? null,
+        o.vlanId !== undefined,
+        o.vlanId ?? null,
+        o.holdSeconds ?? null,
+        o.restricted ?? null,
+        JSON.stringify(o.extra ?? {}),
+        o.description ?? null,
+      ],
     );
     for (const text of o.addPrefixes ?? []) await addPrefix(db, pool, parsePrefix(text));
     for (const text of o.removePrefixes ?? []) {
       const p = parsePrefix(text);
-      const { rowCount } = await db.query('select 1 from pgipam.pool_prefix where pool_id = $1 and family = $2 and network = $3::numeric and prefix_length = $4', [pool.id, p.family, p.network.toString(), p.prefixLength]);
+      const { rowCount } = await db.query(
+        'select 1 from pgipam.pool_prefix where pool_id = $1 and family = $2 and network = $3::numeric and prefix_length = $4',
+        [pool.id, p.family, p.network.toString(), p.prefixLength],
+      );
       if (!rowCount) throw new IpamError('NOT_FOUND', `pool "${name}" has no prefix ${describeBlock(p)}`);
       // Only a prefix with nothing carved from it can go: taking all of it out of the free space proves that.
       await takeSpan(db, pool, p.family, p.network, p.network + blockSize(p.family, p.prefixLength) - 1n, { pending: false }).catch((e) => {
         throw new IpamError('CONFLICT', `cannot remove ${describeBlock(p)} from pool "${name}": ${(e as Error).message}`);
       });
-      await db.query('delete from pgipam.pool_prefix where pool_id = $1 and family = $2 and network = $3::numeric', [pool.id, p.family, p.network.toString()]);
-      await db.query('delete from pgipam.pool_reservation where pool_id = $1 and family = $2 and span <@ numrange($3::numeric, $4::numeric, \'[]\')', [pool.id, p.family, p.network.toString(), (p.network + blockSize(p.family, p.prefixLength) - 1n).toString()]);
+      await db.query('delete from pgipam.pool_prefix where pool_id = $1 and family = $2 and network = $3::numeric', [
+        pool.id,
+        p.family,
+        p.network.toString(),
+      ]);
+      await db.query(
+        "delete from pgipam.pool_reservation where pool_id = $1 and family = $2 and span <@ numrange($3::numeric, $4::numeric, '[]')",
+        [pool.id, p.family, p.network.toString(), (p.network + blockSize(p.family, p.prefixLength) - 1n).toString()],
+      );
     }
     const changed = (await getPool(db, name))!;
     await checkGatewayFits(db, changed.id, changed.gateway);
@@ -171,11 +241,20 @@ export async function removePool(db: Db, name: string, force: boolean, ctx: Acti
     await lockPools(db, [pool.id]);
     const { rows } = await db.query<{ n: string }>('select count(*)::text as n from pgipam.address_range where pool_id = $1', [pool.id]);
     const ranges = Number(rows[0]!.n);
-    if (ranges > 0 && !force) throw new IpamError('CONFLICT', `pool "${name}" still has ${ranges} ranges: unregister them in OpenNebula first, or use --force to keep them as ranges outside any pool`);
+    if (ranges > 0 && !force)
+      throw new IpamError(
+        'CONFLICT',
+        `pool "${name}" still has ${ranges} ranges: unregister them in OpenNebula first, or use --force to keep them as ranges outside any pool`,
+      );
     await db.query('delete from pgipam.pool_allocation where pool_id = $1', [pool.id]);
     await db.query('update pgipam.address_range set pool_id = null where pool_id = $1', [pool.id]);
     await db.query('delete from pgipam.pool where id = $1', [pool.id]);
-    await recordHistory(db, ctx, { event: 'pool_removed', spaceId: pool.spaceId, rangeId: null, detail: { pool: name, forced: force, detached_ranges: ranges } });
+    await recordHistory(db, ctx, {
+      event: 'pool_removed',
+      spaceId: pool.spaceId,
+      rangeId: null,
+      detail: { pool: name, forced: force, detached_ranges: ranges },
+    });
     return { detached: ranges };
   });
 }
@@ -239,17 +318,34 @@ export async function poolInfo(db: Db, pool: PoolRow): Promise<PoolInfo> {
       [pool.id, family, first.toString(), p.last, family === 4 ? 32 : 128],
     );
     const t = totals.rows[0]!;
-    out.push({ prefix: `${formatAddress(family, first)}/${p.prefix_length}`, family, size, carved: BigInt(t.carved), reserved: BigInt(t.reserved.split('.')[0]!), free: BigInt(t.free.split('.')[0]!), cells: byCell });
+    out.push({
+      prefix: `${formatAddress(family, first)}/${p.prefix_length}`,
+      family,
+      size,
+      carved: BigInt(t.carved),
+      reserved: BigInt(t.reserved.split('.')[0]!),
+      free: BigInt(t.free.split('.')[0]!),
+      cells: byCell,
+    });
   }
   const ranges = await db.query<{ n: string }>('select count(*)::text as n from pgipam.address_range where pool_id = $1', [pool.id]);
-  const grants = await db.query<{ platform: string }>('select platform from pgipam.pool_grant where pool_id = $1 order by platform', [pool.id]);
-  const res = await db.query<{ family: Family; first: string; last: string; reason: string }>('select family, first::text, last::text, reason from pgipam.pool_reservation where pool_id = $1 order by family, first', [pool.id]);
+  const grants = await db.query<{ platform: string }>('select platform from pgipam.pool_grant where pool_id = $1 order by platform', [
+    pool.id,
+  ]);
+  const res = await db.query<{ family: Family; first: string; last: string; reason: string }>(
+    'select family, first::text, last::text, reason from pgipam.pool_reservation where pool_id = $1 order by family, first',
+    [pool.id],
+  );
   return {
     pool,
     prefixes: out,
     ranges: Number(ranges.rows[0]!.n),
     grants: grants.rows.map((g) => g.platform),
-    reservations: res.rows.map((r) => ({ first: formatAddress(Number(r.family) as Family, BigInt(r.first)), last: formatAddress(Number(r.family) as Family, BigInt(r.last)), reason: r.reason })),
+    reservations: res.rows.map((r) => ({
+      first: formatAddress(Number(r.family) as Family, BigInt(r.first)),
+      last: formatAddress(Number(r.family) as Family, BigInt(r.last)),
+      reason: r.reason,
+    })),
   };
 }
 

@@ -54,7 +54,16 @@ export interface LeaseInfo {
 }
 
 export async function listLeases(db: Db, filter: { rangeId?: number; kind?: string; limit?: number } = {}): Promise<LeaseInfo[]> {
-  const { rows } = await db.query<{ range_id: string; first_idx: string; last_idx: string; kind: string; created_at: Date; request_id: string | null; note: string | null; held_until: Date | null }>(
+  const { rows } = await db.query<{
+    range_id: string;
+    first_idx: string;
+    last_idx: string;
+    kind: string;
+    created_at: Date;
+    request_id: string | null;
+    note: string | null;
+    held_until: Date | null;
+  }>(
     `select l.range_id::text, l.first_idx::text, l.last_idx::text, l.kind, l.created_at, l.request_id, l.note, l.held_until from pgipam.lease l
       where ($1::int8 is null or l.range_id = $1) and ($2::text is null or l.kind = $2)
       order by l.range_id, l.first_idx limit $3`,
@@ -68,8 +77,15 @@ export async function listLeases(db: Db, filter: { rangeId?: number; kind?: stri
     const range = ranges.get(id)!;
     if (!range) continue;
     out.push({
-      rangeId: id, first: addressAt(range, Number(r.first_idx)), last: addressAt(range, Number(r.last_idx)), size: Number(r.last_idx) - Number(r.first_idx) + 1,
-      kind: r.kind, since: r.created_at, requestId: r.request_id, note: r.note, heldUntil: r.held_until,
+      rangeId: id,
+      first: addressAt(range, Number(r.first_idx)),
+      last: addressAt(range, Number(r.last_idx)),
+      size: Number(r.last_idx) - Number(r.first_idx) + 1,
+      kind: r.kind,
+      since: r.created_at,
+      requestId: r.request_id,
+      note: r.note,
+      heldUntil: r.held_until,
     });
   }
   return out;
@@ -83,10 +99,19 @@ export async function removeRange(db: Db, id: number, force: boolean, ctx: Actio
     if (!range) throw new IpamError('NOT_FOUND', `no range ${id}`);
     const usage = await rangeUsage(db, id);
     const active = (usage.byKind.lease ?? 0) + (usage.byKind.allocation ?? 0);
-    if (active > 0 && !force) throw new IpamError('CONFLICT', `${describeRange(range)} still has ${active} leased addresses: use --force to remove it anyway`);
+    if (active > 0 && !force)
+      throw new IpamError('CONFLICT', `${describeRange(range)} still has ${active} leased addresses: use --force to remove it anyway`);
     await releaseRangeBlocks(db, id);
     await deleteRange(db, id);
-    await recordHistory(db, ctx, { event: 'range_removed', spaceId: range.spaceId, rangeId: id, firstIdx: 0, size: range.size, address: addressAt(range, 0), detail: { released: usage.byKind, forced: force } });
+    await recordHistory(db, ctx, {
+      event: 'range_removed',
+      spaceId: range.spaceId,
+      rangeId: id,
+      firstIdx: 0,
+      size: range.size,
+      address: addressAt(range, 0),
+      detail: { released: usage.byKind, forced: force },
+    });
     return { released: usage.used };
   });
 }
@@ -109,7 +134,12 @@ export async function rangeCells(db: Db, range: RangeRow, cells = 64): Promise<R
        from cells join pgipam.lease l on l.range_id = $1 and l.span && int8range(lo, hi, '[]') group by c, l.kind`,
     [range.id, cell, n],
   );
-  const by: RangeCell[] = Array.from({ length: n }, (_, i) => ({ width: Math.floor((i + 1) * cell) - Math.floor(i * cell), used: 0, reservation: 0, hold: 0 }));
+  const by: RangeCell[] = Array.from({ length: n }, (_, i) => ({
+    width: Math.floor((i + 1) * cell) - Math.floor(i * cell),
+    used: 0,
+    reservation: 0,
+    hold: 0,
+  }));
   for (const r of rows) {
     const b = by[r.c]!;
     if (r.kind === 'reservation') b.reservation += Number(r.used);

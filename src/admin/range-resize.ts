@@ -40,7 +40,11 @@ async function checkGrowth(db: Db, range: RangeRow, size: number): Promise<void>
       mac: range.macFirst !== null ? [range.macFirst + range.size, range.macFirst + size] : undefined,
     })
   ).filter((o) => o.id !== range.id);
-  if (others.length) throw new IpamError('RANGE_OVERLAP', `growing ${describeRange(range)} to ${size} addresses would overlap ${others.map(describeRange).join('; ')}`);
+  if (others.length)
+    throw new IpamError(
+      'RANGE_OVERLAP',
+      `growing ${describeRange(range)} to ${size} addresses would overlap ${others.map(describeRange).join('; ')}`,
+    );
   for (const s of spans(range, range.size, size - 1)) {
     const span = [range.id, s.family, s.first.toString(), s.last.toString()];
     if (range.poolId !== null) {
@@ -51,7 +55,10 @@ async function checkGrowth(db: Db, range: RangeRow, size: number): Promise<void>
         span,
       );
       if (BigInt(rows[0]!.covered) !== s.last - s.first + 1n) {
-        throw new IpamError('CONFLICT', `growing ${describeRange(range)} to ${size} addresses would take ${formatAddress(s.family, s.first)} - ${formatAddress(s.family, s.last)}, which is not in the subnets it holds in its pool: register a new AR instead`);
+        throw new IpamError(
+          'CONFLICT',
+          `growing ${describeRange(range)} to ${size} addresses would take ${formatAddress(s.family, s.first)} - ${formatAddress(s.family, s.last)}, which is not in the subnets it holds in its pool: register a new AR instead`,
+        );
       }
     } else {
       const { rows } = await db.query<{ name: string }>(
@@ -59,7 +66,8 @@ async function checkGrowth(db: Db, range: RangeRow, size: number): Promise<void>
           where x.space_id = (select space_id from pgipam.address_range where id = $1) and x.family = $2 and x.span && numrange($3::numeric, $4::numeric, '[]') limit 1`,
         span,
       );
-      if (rows[0]) throw new IpamError('CONFLICT', `growing ${describeRange(range)} to ${size} addresses would enter pool "${rows[0].name}"`);
+      if (rows[0])
+        throw new IpamError('CONFLICT', `growing ${describeRange(range)} to ${size} addresses would enter pool "${rows[0].name}"`);
     }
   }
 }
@@ -83,7 +91,10 @@ export async function resizeRange(db: Db, id: number, size: number, ctx: ActionC
       const taken = cut.filter((l) => l.kind !== 'reservation');
       if (taken.length) {
         const l = taken[0]!;
-        throw new IpamError('CONFLICT', `cannot shrink ${describeRange(range)} to ${size} addresses: ${addressAt(range, Math.max(l.firstIdx, size))} is ${l.kind === 'hold' ? 'on hold' : l.kind === 'lease' ? 'leased' : 'allocated'} since ${l.createdAt.toISOString()}`);
+        throw new IpamError(
+          'CONFLICT',
+          `cannot shrink ${describeRange(range)} to ${size} addresses: ${addressAt(range, Math.max(l.firstIdx, size))} is ${l.kind === 'hold' ? 'on hold' : l.kind === 'lease' ? 'leased' : 'allocated'} since ${l.createdAt.toISOString()}`,
+        );
       }
       await cutLeases(db, id, cut, size, from - 1);
       await db.query('delete from pgipam.free_extent where range_id = $1 and first_idx >= $2', [id, size]);
@@ -91,12 +102,23 @@ export async function resizeRange(db: Db, id: number, size: number, ctx: ActionC
     }
     // The schema refuses a size change that the transaction did not announce (migration 3).
     await db.query(`select set_config('pgipam.resize_range', $1, true)`, [String(id)]);
-    await db.query(`update pgipam.address_range set size = $2::int8, attrs = jsonb_set(attrs, '{SIZE}', to_jsonb($2::int8::text)) where id = $1`, [id, size]);
+    await db.query(
+      `update pgipam.address_range set size = $2::int8, attrs = jsonb_set(attrs, '{SIZE}', to_jsonb($2::int8::text)) where id = $1`,
+      [id, size],
+    );
     if (size > from) {
       await giveFree(db, id, from, size - 1);
       await reserveKeptAddresses(db, { ...range, size }, spec, from, size - 1, ctx);
     }
-    await recordHistory(db, ctx, { event: 'range_resized', spaceId: range.spaceId, rangeId: id, firstIdx: 0, size, address: addressAt(range, 0), detail: { from, to: size } });
+    await recordHistory(db, ctx, {
+      event: 'range_resized',
+      spaceId: range.spaceId,
+      rangeId: id,
+      firstIdx: 0,
+      size,
+      address: addressAt(range, 0),
+      detail: { from, to: size },
+    });
     return { rangeId: id, from, to: size };
   });
 }

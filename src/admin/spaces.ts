@@ -20,7 +20,13 @@ export async function listSpaces(db: Db): Promise<SpaceInfo[]> {
        from pgipam.space s left join pgipam.address_range r on r.space_id = s.id
       group by s.id order by s.name`,
   );
-  return rows.map((r) => ({ id: Number(r.id), name: r.name, description: r.description, ranges: Number(r.ranges), createdAt: r.created_at }));
+  return rows.map((r) => ({
+    id: Number(r.id),
+    name: r.name,
+    description: r.description,
+    ranges: Number(r.ranges),
+    createdAt: r.created_at,
+  }));
 }
 
 export async function addSpace(db: Db, name: string, description: string, ctx: ActionContext): Promise<number> {
@@ -35,4 +41,3 @@ export async function addSpace(db: Db, name: string, description: string, ctx: A
     return Number(rows[0].id);
   });
 }
-

@@ -12,8 +12,14 @@ import { requestedAddress } from './requested-address';
 import type { AddressResult } from './get-address';
 
 function holderText(range: RangeRow, l: LeaseRow): string {
-  const what = { lease: 'leased by get_address', allocation: 'allocated by allocate_address', reservation: 'reserved by an operator', hold: 'on hold' }[l.kind];
-  const block = l.firstIdx === l.lastIdx ? addressAt(range, l.firstIdx) : `${addressAt(range, l.firstIdx)} - ${addressAt(range, l.lastIdx)}`;
+  const what = {
+    lease: 'leased by get_address',
+    allocation: 'allocated by allocate_address',
+    reservation: 'reserved by an operator',
+    hold: 'on hold',
+  }[l.kind];
+  const block =
+    l.firstIdx === l.lastIdx ? addressAt(range, l.firstIdx) : `${addressAt(range, l.firstIdx)} - ${addressAt(range, l.lastIdx)}`;
   const note = l.note ? ` (${l.note})` : '';
   const req = l.requestId && l.requestId !== '-' ? `, request ${l.requestId}` : '';
   return `${block} ${what}${note} since ${l.createdAt.toISOString()}${req}`;
@@ -35,7 +41,13 @@ export async function allocateAddress(db: Db, req: IpamRequest, ctx: ActionConte
       const holders = await leasesOverlapping(db, range.id, index, last);
       const taken = holders.filter((l) => l.kind !== 'hold');
       if (taken.length) {
-        throw new IpamError('ADDRESS_IN_USE', `${text}${count > 1 ? ` + ${count - 1}` : ''} is not free: ${taken.slice(0, 3).map((l) => holderText(range, l)).join('; ')}`);
+        throw new IpamError(
+          'ADDRESS_IN_USE',
+          `${text}${count > 1 ? ` + ${count - 1}` : ''} is not free: ${taken
+            .slice(0, 3)
+            .map((l) => holderText(range, l))
+            .join('; ')}`,
+        );
       }
       // Only holds stand in the way: an explicit request for a held address is honoured.
       await cutLeases(db, range.id, holders, index, last);
@@ -44,9 +56,17 @@ export async function allocateAddress(db: Db, req: IpamRequest, ctx: ActionConte
       wasHeld = true;
       ctx.log(`${text} was on hold; allocated on explicit request`);
     }
-    await insertLease(db, range.id, index, last, 'allocation', ctx);
+    await insertLease(db, range.id, [index, last], 'allocation', ctx);
     const address = addressAt(range, index);
-    await recordHistory(db, ctx, { event: 'address_allocated', spaceId: range.spaceId, rangeId: range.id, firstIdx: index, size: count, address, detail: wasHeld ? { was_held: true } : {} });
+    await recordHistory(db, ctx, {
+      event: 'address_allocated',
+      spaceId: range.spaceId,
+      rangeId: range.id,
+      firstIdx: index,
+      size: count,
+      address,
+      detail: wasHeld ? { was_held: true } : {},
+    });
     ctx.log(`allocated ${address}${count > 1 ? ` + ${count - 1}` : ''} in range ${range.id}`);
     return { rangeId: range.id, index, size: count, ip: address, wasHeld };
   });

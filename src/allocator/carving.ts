@@ -19,7 +19,11 @@ export interface CarvePlan {
 export function carvePlan(ar: Record<string, string>, type: ArType): CarvePlan {
   const v4 = hasIPv4(type) && ar.IP === undefined;
   const v6static = (type === 'IP6_STATIC' || type === 'IP4_6_STATIC') && ar.IP6 === undefined;
-  const slaac = (type === 'IP6' || type === 'IP4_6') && ar.GLOBAL_PREFIX === undefined && ar.ULA_PREFIX === undefined && (ar.PGIPAM_POOL !== undefined || v4);
+  const slaac =
+    (type === 'IP6' || type === 'IP4_6') &&
+    ar.GLOBAL_PREFIX === undefined &&
+    ar.ULA_PREFIX === undefined &&
+    (ar.PGIPAM_POOL !== undefined || v4);
   return { v4, v6static, slaac, any: v4 || v6static || slaac };
 }
 
@@ -28,9 +32,12 @@ export function carvePlan(ar: Record<string, string>, type: ArType): CarvePlan {
 export async function resolvePool(db: Db, name: string | null, plan: CarvePlan): Promise<PoolRow> {
   const found = await getPool(db, name);
   if (!found) {
-    if (name !== null) throw new IpamError('NOT_FOUND', `pool "${name}" does not exist (or this platform may not use it): see "pgipam pool list"`);
+    if (name !== null)
+      throw new IpamError('NOT_FOUND', `pool "${name}" does not exist (or this platform may not use it): see "pgipam pool list"`);
     const what = plan.v4 ? 'IP' : plan.v6static ? 'IP6' : 'GLOBAL_PREFIX';
-    throw badRequest(`the AR has no ${what} and names no pool to carve one from: set PGIPAM_POOL, or make a pool the default with "pgipam pool set <name> --default"`);
+    throw badRequest(
+      `the AR has no ${what} and names no pool to carve one from: set PGIPAM_POOL, or make a pool the default with "pgipam pool set <name> --default"`,
+    );
   }
   await lockPools(db, [found.id]);
   const pool = await getPoolById(db, found.id);
@@ -41,14 +48,21 @@ export async function resolvePool(db: Db, name: string | null, plan: CarvePlan):
 export const IPV6_SUBNET = 64;
 
 // Carves what the plan needs from the pool and returns the AR attributes that describe it.
-export async function carveForAr(db: Db, pool: PoolRow, ar: Record<string, string>, type: ArType, plan: CarvePlan): Promise<{ attrs: Record<string, string>; blocks: Block[] }> {
+export async function carveForAr(
+  db: Db,
+  pool: PoolRow,
+  ar: Record<string, string>,
+  type: ArType,
+  plan: CarvePlan,
+): Promise<{ attrs: Record<string, string>; blocks: Block[] }> {
   const attrs: Record<string, string> = {};
   const blocks: Block[] = [];
   if (plan.v4) {
     const size = parseCount(ar.SIZE, 'AR SIZE', 1, 2 ** 30);
     const layout = ipv4Layout(size, pool.gateway);
     const block = await carveBlock(db, pool.id, 4, 32 - layout.hostBits);
-    if (!block) throw new IpamError('NO_FREE_ADDRESS', `pool "${pool.name}" has no free IPv4 /${32 - layout.hostBits} for ${size} addresses`);
+    if (!block)
+      throw new IpamError('NO_FREE_ADDRESS', `pool "${pool.name}" has no free IPv4 /${32 - layout.hostBits} for ${size} addresses`);
     const net = Number(block.network);
     attrs.IP = formatIPv4(net + layout.start);
     attrs.SIZE = String(layout.arSize);
@@ -104,7 +118,12 @@ export function poolAttributes(pool: PoolRow): Record<string, string> {
 export function explicitSpans(spec: RangeSpec, ar: Record<string, string>): Array<{ family: Family; first: bigint; last: bigint }> {
   const out: Array<{ family: Family; first: bigint; last: bigint }> = [];
   if (spec.ip4First !== null) {
-    if (spec.network4) out.push({ family: 4, first: BigInt(spec.network4.network), last: BigInt(spec.network4.network) + blockSize(4, spec.network4.prefix) - 1n });
+    if (spec.network4)
+      out.push({
+        family: 4,
+        first: BigInt(spec.network4.network),
+        last: BigInt(spec.network4.network) + blockSize(4, spec.network4.prefix) - 1n,
+      });
     else out.push({ family: 4, first: BigInt(spec.ip4First), last: BigInt(spec.ip4First + spec.size - 1) });
   }
   if (spec.ip6First !== null) {
@@ -113,7 +132,8 @@ export function explicitSpans(spec: RangeSpec, ar: Record<string, string>): Arra
     out.push({ family: 6, first: net, last: net + size - 1n });
   }
   for (const key of ['GLOBAL_PREFIX', 'ULA_PREFIX']) {
-    if (ar[key] === undefined || spec.type === 'IP6_STATIC' || spec.type === 'IP4_6_STATIC' || spec.type === 'IP4' || spec.type === 'ETHER') continue;
+    if (ar[key] === undefined || spec.type === 'IP6_STATIC' || spec.type === 'IP4_6_STATIC' || spec.type === 'IP4' || spec.type === 'ETHER')
+      continue;
     const size = blockSize(6, IPV6_SUBNET);
     const net = (parseIPv6(ar[key]!, `AR ${key}`) / size) * size;
     out.push({ family: 6, first: net, last: net + size - 1n });

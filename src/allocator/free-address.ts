@@ -27,7 +27,10 @@ export async function freeAddress(db: Db, req: IpamRequest, ctx: ActionContext):
     // freeing it finds nothing, and succeeds (a failed free would keep oned's lease forever).
     const { index, text } = requestedAddress(range, req.ar, req.address, count, Math.max(range.size, arSize(req.ar) ?? 0));
     const last = index + count - 1;
-    if (last >= range.size) ctx.log(`${text} lies beyond the ${range.size} addresses of range ${range.id}: ${sizeDriftHint(range, req.ar) ?? 'nothing to free there'}`);
+    if (last >= range.size)
+      ctx.log(
+        `${text} lies beyond the ${range.size} addresses of range ${range.id}: ${sizeDriftHint(range, req.ar) ?? 'nothing to free there'}`,
+      );
     const leases = await leasesOverlapping(db, range.id, index, last);
     const freeable = leases.filter((l) => l.kind === 'lease' || l.kind === 'allocation');
     if (leases.some((l) => l.kind === 'reservation')) ctx.log(`${text} is reserved by an operator; the reservation stays`);
@@ -43,11 +46,19 @@ export async function freeAddress(db: Db, req: IpamRequest, ctx: ActionContext):
       const la = Math.min(l.lastIdx, last);
       freed += la - f + 1;
       if (holdSecs > 0) {
-        await insertLease(db, range.id, f, la, 'hold', ctx, { holdSeconds: holdSecs, note: `freed from ${l.kind}` });
+        await insertLease(db, range.id, [f, la], 'hold', ctx, { holdSeconds: holdSecs, note: `freed from ${l.kind}` });
       } else {
         await giveFree(db, range.id, f, la);
       }
-      await recordHistory(db, ctx, { event: 'address_freed', spaceId: range.spaceId, rangeId: range.id, firstIdx: f, size: la - f + 1, address: addressAt(range, f), detail: { was: l.kind, hold_seconds: holdSecs } });
+      await recordHistory(db, ctx, {
+        event: 'address_freed',
+        spaceId: range.spaceId,
+        rangeId: range.id,
+        firstIdx: f,
+        size: la - f + 1,
+        address: addressAt(range, f),
+        detail: { was: l.kind, hold_seconds: holdSecs },
+      });
     }
     ctx.log(`freed ${text}${count > 1 ? ` + ${count - 1}` : ''} in range ${range.id}${holdSecs > 0 ? ` (on hold for ${holdSecs}s)` : ''}`);
     return { rangeId: range.id, freed };

@@ -22,7 +22,9 @@ export async function getAddress(db: Db, req: IpamRequest, ctx: ActionContext): 
   return withTransaction(db, async () => {
     const range = await requireRange(db, req.ar, ctx);
     if (!hasIPv4(range.type)) {
-      throw badRequest(`get_address needs an IPv4 range (IP4, IP4_6, IP4_6_STATIC); OpenNebula cannot take an automatic address from a ${range.type} AR: ask for a specific IP6 or MAC instead`);
+      throw badRequest(
+        `get_address needs an IPv4 range (IP4, IP4_6, IP4_6_STATIC); OpenNebula cannot take an automatic address from a ${range.type} AR: ask for a specific IP6 or MAC instead`,
+      );
     }
     const limit = indexLimit(range, req.ar);
     if (count > limit) throw badRequest(`ADDRESS SIZE ${count} is larger than ${describeRange(range)}`);
@@ -31,7 +33,10 @@ export async function getAddress(db: Db, req: IpamRequest, ctx: ActionContext): 
     if (first === null) {
       const usage = await rangeUsage(db, range.id);
       const drift = sizeDriftHint(range, req.ar);
-      throw new IpamError('NO_FREE_ADDRESS', `no ${count === 1 ? 'free address' : `block of ${count} contiguous free addresses`} in ${describeRange(range)}: ${usage.used} of ${range.size} in use${drift ? `; ${drift}` : ''}`);
+      throw new IpamError(
+        'NO_FREE_ADDRESS',
+        `no ${count === 1 ? 'free address' : `block of ${count} contiguous free addresses`} in ${describeRange(range)}: ${usage.used} of ${range.size} in use${drift ? `; ${drift}` : ''}`,
+      );
     }
     const ip = formatIPv4(range.ip4First! + first);
     ctx.log(`leased ${ip}${count > 1 ? ` + ${count - 1}` : ''} from range ${range.id}`);

@@ -4,10 +4,24 @@ import type { Db } from '../db/client';
 import type { ActionContext } from './context';
 
 export const HISTORY_EVENTS = [
-  'range_registered', 'range_unregistered', 'range_removed', 'range_resized',
-  'address_leased', 'address_allocated', 'address_freed', 'address_reserved', 'address_unreserved',
-  'space_created', 'pool_created', 'pool_changed', 'pool_removed',
-  'platform_added', 'platform_removed', 'platform_granted', 'platform_revoked', 'history_pruned',
+  'range_registered',
+  'range_unregistered',
+  'range_removed',
+  'range_resized',
+  'address_leased',
+  'address_allocated',
+  'address_freed',
+  'address_reserved',
+  'address_unreserved',
+  'space_created',
+  'pool_created',
+  'pool_changed',
+  'pool_removed',
+  'platform_added',
+  'platform_removed',
+  'platform_granted',
+  'platform_revoked',
+  'history_pruned',
 ] as const;
 export type HistoryEventName = (typeof HISTORY_EVENTS)[number];
 
@@ -25,6 +39,16 @@ export async function recordHistory(db: Db, ctx: ActionContext, e: HistoryEvent)
   await db.query(
     `insert into pgipam.history (event, space_id, range_id, first_idx, size, address, platform, request_id, detail)
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-    [e.event, e.spaceId, e.rangeId, e.firstIdx ?? null, e.size ?? null, e.address ?? null, ctx.platform, ctx.requestId, JSON.stringify(e.detail ?? {})],
+    [
+      e.event,
+      e.spaceId,
+      e.rangeId,
+      e.firstIdx ?? null,
+      e.size ?? null,
+      e.address ?? null,
+      ctx.platform,
+      ctx.requestId,
+      JSON.stringify(e.detail ?? {}),
+    ],
   );
 }

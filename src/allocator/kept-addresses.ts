@@ -16,17 +16,29 @@ interface Kept {
 }
 
 // Reserves, in [from, to] of the range, every kept address that is still free.
-export async function reserveKeptAddresses(db: Db, range: RangeRow, spec: RangeSpec, from: number, to: number, ctx: ActionContext): Promise<void> {
+export async function reserveKeptAddresses(
+  db: Db,
+  range: RangeRow,
+  spec: RangeSpec,
+  from: number,
+  to: number,
+  ctx: ActionContext,
+): Promise<void> {
   for (const r of infrastructureAddresses(spec)) {
     const first = Math.max(r.first, from);
     const last = Math.min(r.last, to);
     if (first > last) continue;
     for (const [f, l] of await freeParts(db, range.id, first, last)) {
       await takeFree(db, range.id, f, l);
-      await insertLease(db, range.id, f, l, 'reservation', ctx, { note: r.note });
+      await insertLease(db, range.id, [f, l], 'reservation', ctx, { note: r.note });
     }
   }
-  await db.query('select pgipam.range_reserve_pool_reservations($1::int8, $2::int8, $3::int8, $4::text)', [range.id, from, to, ctx.requestId]);
+  await db.query('select pgipam.range_reserve_pool_reservations($1::int8, $2::int8, $3::int8, $4::text)', [
+    range.id,
+    from,
+    to,
+    ctx.requestId,
+  ]);
 }
 
 // The free sub-spans of [first, last] (reservations may overlap each other or leases).
@@ -56,4 +68,3 @@ function infrastructureAddresses(spec: RangeSpec): Kept[] {
   if (spec.gateway4 !== null) add(spec.gateway4, 'gateway');
   return out;
 }
-

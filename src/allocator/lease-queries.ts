@@ -113,8 +113,7 @@ export async function giveFree(db: Db, rangeId: number, first: number, last: num
 export async function insertLease(
   db: Db,
   rangeId: number,
-  first: number,
-  last: number,
+  [first, last]: [number, number],
   kind: LeaseRow['kind'],
   ctx: ActionContext,
   extra: { note?: string | null; holdSeconds?: number; operator?: boolean } = {},

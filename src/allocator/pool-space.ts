@@ -52,9 +52,21 @@ const POOL_COLUMNS = `p.id::text, p.name, p.space_id::text, s.name as space_name
   p.mtu, p.vlan_id, p.hold_seconds, p.restricted, p.extra, p.description, p.created_at`;
 
 const toPool = (r: RawPool): PoolRow => ({
-  id: Number(r.id), name: r.name, spaceId: Number(r.space_id), spaceName: r.space_name, isDefault: r.is_default, gateway: r.gateway,
-  dns: r.dns, searchDomain: r.search_domain, mtu: r.mtu, vlanId: r.vlan_id, holdSeconds: r.hold_seconds, restricted: r.restricted,
-  extra: r.extra, description: r.description, createdAt: r.created_at,
+  id: Number(r.id),
+  name: r.name,
+  spaceId: Number(r.space_id),
+  spaceName: r.space_name,
+  isDefault: r.is_default,
+  gateway: r.gateway,
+  dns: r.dns,
+  searchDomain: r.search_domain,
+  mtu: r.mtu,
+  vlanId: r.vlan_id,
+  holdSeconds: r.hold_seconds,
+  restricted: r.restricted,
+  extra: r.extra,
+  description: r.description,
+  createdAt: r.created_at,
 });
 
 export async function getPool(db: Db, name: string | null): Promise<PoolRow | null> {
@@ -67,12 +79,17 @@ export async function getPool(db: Db, name: string | null): Promise<PoolRow | nu
 }
 
 export async function getPoolById(db: Db, id: number): Promise<PoolRow | null> {
-  const { rows } = await db.query<RawPool>(`select ${POOL_COLUMNS} from pgipam.pool p join pgipam.space s on s.id = p.space_id where p.id = $1`, [id]);
+  const { rows } = await db.query<RawPool>(
+    `select ${POOL_COLUMNS} from pgipam.pool p join pgipam.space s on s.id = p.space_id where p.id = $1`,
+    [id],
+  );
   return rows[0] ? toPool(rows[0]) : null;
 }
 
 export async function listPoolRows(db: Db): Promise<PoolRow[]> {
-  const { rows } = await db.query<RawPool>(`select ${POOL_COLUMNS} from pgipam.pool p join pgipam.space s on s.id = p.space_id order by p.name`);
+  const { rows } = await db.query<RawPool>(
+    `select ${POOL_COLUMNS} from pgipam.pool p join pgipam.space s on s.id = p.space_id order by p.name`,
+  );
   return rows.map(toPool);
 }
 
@@ -84,7 +101,9 @@ export async function hasPoolGrant(db: Db, poolId: number, platform: string): Pr
 
 // The pools a range holds subnets of (to lock them, in id order, before the range).
 export async function rangePoolIds(db: Db, rangeId: number): Promise<number[]> {
-  const { rows } = await db.query<{ pool_id: string }>('select distinct pool_id::text from pgipam.pool_allocation where range_id = $1', [rangeId]);
+  const { rows } = await db.query<{ pool_id: string }>('select distinct pool_id::text from pgipam.pool_allocation where range_id = $1', [
+    rangeId,
+  ]);
   return rows.map((r) => Number(r.pool_id));
 }
 
@@ -92,7 +111,11 @@ export async function rangePoolIds(db: Db, rangeId: number): Promise<number[]> {
 // database for platforms with their own role; this check gives everyone the same clear line.
 export async function checkPoolAccess(db: Db, pool: PoolRow, platform: string): Promise<void> {
   if (!pool.restricted) return;
-  if (!(await hasPoolGrant(db, pool.id, platform))) throw new IpamError('PERMISSION_DENIED', `platform "${platform}" may not use pool "${pool.name}": grant it with "pgipam platform grant ${platform} ${pool.name}"`);
+  if (!(await hasPoolGrant(db, pool.id, platform)))
+    throw new IpamError(
+      'PERMISSION_DENIED',
+      `platform "${platform}" may not use pool "${pool.name}": grant it with "pgipam platform grant ${platform} ${pool.name}"`,
+    );
 }
 
 export interface Block {
@@ -108,7 +131,10 @@ export interface Block {
 // Takes the smallest free block of the pool that holds a /prefixLength, lowest address first,
 // splits it, and returns the /prefixLength at its start; null when the pool has no room.
 export async function carveBlock(db: Db, poolId: number, family: Family, prefixLength: number): Promise<Block | null> {
-  const { rows } = await db.query<{ network: string | null }>('select pgipam.pool_take_block($1::int8, $2::int4, $3::int4)::text as network', [poolId, family, prefixLength]);
+  const { rows } = await db.query<{ network: string | null }>(
+    'select pgipam.pool_take_block($1::int8, $2::int4, $3::int4)::text as network',
+    [poolId, family, prefixLength],
+  );
   const network = rows[0]?.network;
   return network == null ? null : { family, network: BigInt(network), prefixLength };
 }
@@ -133,7 +159,14 @@ export function cidrCover(family: Family, first: bigint, last: bigint): Block[] 
 
 // Takes exactly [first, last] out of the pool's free blocks, or throws naming what holds it.
 // pending: false (operators only) takes the space without giving it to a range.
-export async function takeSpan(db: Db, pool: PoolRow, family: Family, first: bigint, last: bigint, o: { pending?: boolean } = {}): Promise<Block[]> {
+export async function takeSpan(
+  db: Db,
+  pool: PoolRow,
+  family: Family,
+  first: bigint,
+  last: bigint,
+  o: { pending?: boolean } = {},
+): Promise<Block[]> {
   try {
     const { rows } = await db.query<{ network: string; prefix_length: number }>(
       'select network::text, prefix_length from pgipam.pool_take_span($1::int8, $2::int4, $3::numeric, $4::numeric, $5::boolean)',
@@ -145,13 +178,22 @@ export async function takeSpan(db: Db, pool: PoolRow, family: Family, first: big
     if (err.code !== 'PI001') throw e;
     const [net, len, holder] = (err.detail ?? '').split('/');
     const who = holder ? `range ${holder}` : 'a reservation or another subnet';
-    throw new IpamError('ADDRESS_IN_USE', `${formatCidr(family, BigInt(net!), Number(len))} of pool "${pool.name}" is already taken by ${who}`, { cause: e });
+    throw new IpamError(
+      'ADDRESS_IN_USE',
+      `${formatCidr(family, BigInt(net!), Number(len))} of pool "${pool.name}" is already taken by ${who}`,
+      { cause: e },
+    );
   }
 }
 
 // Operators only: puts a block that belongs to no range into the pool's free space.
 export async function returnBlock(db: Db, poolId: number, block: Block): Promise<void> {
-  await db.query('select pgipam.pool_give_back($1::int8, $2::int4, $3::numeric, $4::int4)', [poolId, block.family, block.network.toString(), block.prefixLength]);
+  await db.query('select pgipam.pool_give_back($1::int8, $2::int4, $3::numeric, $4::int4)', [
+    poolId,
+    block.family,
+    block.network.toString(),
+    block.prefixLength,
+  ]);
 }
 
 // Gives the subnets this transaction took from pools to the range.
@@ -173,17 +215,31 @@ export async function releaseRangeBlocks(db: Db, rangeId: number): Promise<Block
 // pool boundary, or lies in a pool the session may not use (seen past row-level security, which
 // would otherwise make such a span look as if it were outside every pool); null when it lies
 // outside every pool.
-export async function poolContaining(db: Db, spaceId: number, family: Family, first: bigint, last: bigint, platform: string): Promise<PoolRow | null> {
+export async function poolContaining(
+  db: Db,
+  spaceId: number,
+  family: Family,
+  first: bigint,
+  last: bigint,
+  platform: string,
+): Promise<PoolRow | null> {
   const { rows } = await db.query<{ pool_id: string; pool_name: string; allowed: boolean; inside: boolean }>(
     'select pool_id::text, pool_name, allowed, inside from pgipam.pool_covering($1::int8, $2::int4, $3::numeric, $4::numeric)',
     [spaceId, family, first.toString(), last.toString()],
   );
   if (!rows.length) return null;
   if (rows.length > 1 || !rows[0]!.inside) {
-    throw new IpamError('BAD_REQUEST', `${formatAddress(family, first)} - ${formatAddress(family, last)} straddles the edge of a pool prefix; register ranges inside one pool prefix or outside every pool`);
+    throw new IpamError(
+      'BAD_REQUEST',
+      `${formatAddress(family, first)} - ${formatAddress(family, last)} straddles the edge of a pool prefix; register ranges inside one pool prefix or outside every pool`,
+    );
   }
   const pool = rows[0]!.allowed ? await getPoolById(db, Number(rows[0]!.pool_id)) : null;
-  if (!pool) throw new IpamError('PERMISSION_DENIED', `platform "${platform}" may not use pool "${rows[0]!.pool_name}": ${formatAddress(family, first)} - ${formatAddress(family, last)} lies in it; ask an operator for a grant ("pgipam platform grant ${platform} ${rows[0]!.pool_name}")`);
+  if (!pool)
+    throw new IpamError(
+      'PERMISSION_DENIED',
+      `platform "${platform}" may not use pool "${rows[0]!.pool_name}": ${formatAddress(family, first)} - ${formatAddress(family, last)} lies in it; ask an operator for a grant ("pgipam platform grant ${platform} ${rows[0]!.pool_name}")`,
+    );
   return pool;
 }
 
@@ -195,7 +251,13 @@ export interface Reservation {
   reason: string;
 }
 
-export async function poolReservationsOverlapping(db: Db, spaceId: number, family: Family, first: bigint, last: bigint): Promise<Reservation[]> {
+export async function poolReservationsOverlapping(
+  db: Db,
+  spaceId: number,
+  family: Family,
+  first: bigint,
+  last: bigint,
+): Promise<Reservation[]> {
   const { rows } = await db.query<{ id: string; first: string; last: string; reason: string }>(
     `select id::text, first::text, last::text, reason from pgipam.pool_reservation
       where space_id = $1 and family = $2 and span && numrange($3::numeric, $4::numeric, '[]') order by first`,
@@ -212,4 +274,3 @@ export function isUla(block: Block): boolean {
 export function describeBlock(b: Block): string {
   return formatCidr(b.family, b.network, b.prefixLength);
 }
-

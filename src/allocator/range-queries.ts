@@ -69,15 +69,15 @@ export function toRange(r: RawRange): RangeRow {
 
 export async function spaceIdByName(db: Db, name: string): Promise<number> {
   const { rows } = await db.query<{ id: string }>('select id::text from pgipam.space where name = $1', [name]);
-  if (!rows[0]) throw new IpamError('SPACE_NOT_FOUND', `address space "${name}" does not exist: create it with "pgipam space add ${name}" or fix PGIPAM_SPACE`);
+  if (!rows[0])
+    throw new IpamError(
+      'SPACE_NOT_FOUND',
+      `address space "${name}" does not exist: create it with "pgipam space add ${name}" or fix PGIPAM_SPACE`,
+    );
   return Number(rows[0].id);
 }
 
-export async function findRangeByFirst(
-  db: Db,
-  spaceId: number,
-  key: { ip4?: number; ip6?: bigint; mac?: number },
-): Promise<number | null> {
+export async function findRangeByFirst(db: Db, spaceId: number, key: { ip4?: number; ip6?: bigint; mac?: number }): Promise<number | null> {
   let where: string;
   let value: string;
   if (key.ip4 !== undefined) {
@@ -90,15 +90,15 @@ export async function findRangeByFirst(
     where = 'mac_first = $2';
     value = String(key.mac);
   } else return null;
-  const { rows } = await db.query<{ id: string }>(`select id::text from pgipam.address_range where space_id = $1 and ${where}`, [spaceId, value]);
+  const { rows } = await db.query<{ id: string }>(`select id::text from pgipam.address_range where space_id = $1 and ${where}`, [
+    spaceId,
+    value,
+  ]);
   return rows[0] ? Number(rows[0].id) : null;
 }
 
 export async function getRange(db: Db, id: number): Promise<RangeRow | null> {
-  const { rows } = await db.query<RawRange>(
-    `select ${RANGE_COLUMNS} from ${RANGE_JOINS} where r.id = $1`,
-    [id],
-  );
+  const { rows } = await db.query<RawRange>(`select ${RANGE_COLUMNS} from ${RANGE_JOINS} where r.id = $1`, [id]);
   return rows[0] ? toRange(rows[0]) : null;
 }
 
@@ -117,9 +117,12 @@ export async function overlappingRanges(
       order by r.id limit 3`,
     [
       spaceId,
-      spans.ip4?.[0] ?? null, spans.ip4?.[1] ?? null,
-      spans.ip6?.[0].toString() ?? null, spans.ip6?.[1].toString() ?? null,
-      spans.mac?.[0] ?? null, spans.mac?.[1] ?? null,
+      spans.ip4?.[0] ?? null,
+      spans.ip4?.[1] ?? null,
+      spans.ip6?.[0].toString() ?? null,
+      spans.ip6?.[1].toString() ?? null,
+      spans.mac?.[0] ?? null,
+      spans.mac?.[1] ?? null,
     ],
   );
   return rows.map(toRange);
@@ -134,16 +137,36 @@ export function addressAt(range: RangeAddresses, index: number): string {
 }
 
 export function describeRange(range: RangeRow): string {
-  const first = range.ip4First !== null || range.ip6First !== null || range.macFirst !== null ? `${addressAt(range, 0)} - ${addressAt(range, range.size - 1)}` : `${range.size} addresses`;
+  const first =
+    range.ip4First !== null || range.ip6First !== null || range.macFirst !== null
+      ? `${addressAt(range, 0)} - ${addressAt(range, range.size - 1)}`
+      : `${range.size} addresses`;
   return `range ${range.id} (${range.type} ${first}, space ${range.spaceName})`;
 }
 
 // Inserts a new range; throws pg's exclusion violation (23P01) when it overlaps another range.
-export async function insertRange(db: Db, spaceId: number, spec: RangeSpec, o: { holdSeconds: number; requestId: string; poolId: number | null; platform: string }): Promise<number> {
+export async function insertRange(
+  db: Db,
+  spaceId: number,
+  spec: RangeSpec,
+  o: { holdSeconds: number; requestId: string; poolId: number | null; platform: string },
+): Promise<number> {
   const { rows } = await db.query<{ id: string }>(
     `insert into pgipam.address_range (space_id, ar_type, size, ip4_first, ip6_first, prefix_length, mac_first, hold_seconds, request_id, pool_id, platform)
      values ($1, $2, $3, $4, $5::numeric, $6, $7, $8, $9, $10, $11) returning id::text`,
-    [spaceId, spec.type, spec.size, spec.ip4First, spec.ip6First?.toString() ?? null, spec.prefixLength, spec.macFirst, o.holdSeconds, o.requestId, o.poolId, o.platform],
+    [
+      spaceId,
+      spec.type,
+      spec.size,
+      spec.ip4First,
+      spec.ip6First?.toString() ?? null,
+      spec.prefixLength,
+      spec.macFirst,
+      o.holdSeconds,
+      o.requestId,
+      o.poolId,
+      o.platform,
+    ],
   );
   return Number(rows[0]!.id);
 }

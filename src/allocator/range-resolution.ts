@@ -7,7 +7,15 @@ import type { ActionContext } from './context';
 import { lockRange } from './locks';
 import { hasPoolGrant } from './pool-space';
 import { hasIPv4, hasSlaac, parseArType } from './range-spec';
-import { type RangeRow, DEFAULT_SPACE, addressAt, describeRange, findRangeByFirst, recordRangeMacOnce, spaceIdByName } from './range-queries';
+import {
+  type RangeRow,
+  DEFAULT_SPACE,
+  addressAt,
+  describeRange,
+  findRangeByFirst,
+  recordRangeMacOnce,
+  spaceIdByName,
+} from './range-queries';
 import { arSize } from './requested-address';
 
 export function spaceName(ar: Record<string, string>): string {
@@ -18,7 +26,12 @@ export function spaceName(ar: Record<string, string>): string {
 // the AR, or else by the AR's first address in its space. The AR must still describe that range.
 // A range of another platform is not there for this one: row-level security hides it from a
 // platform's own role, and this check does the same for front-ends connected as the schema owner.
-export async function resolveRange(db: Db, ar: Record<string, string>, mode: 'no key update' | 'update', platform: string): Promise<RangeRow | null> {
+export async function resolveRange(
+  db: Db,
+  ar: Record<string, string>,
+  mode: 'no key update' | 'update',
+  platform: string,
+): Promise<RangeRow | null> {
   const id = await findRangeId(db, ar);
   return id === null ? null : lockNamedRange(db, id, ar, mode, platform);
 }
@@ -32,18 +45,25 @@ export async function findRangeId(db: Db, ar: Record<string, string>): Promise<n
   const type = parseArType(ar.TYPE);
   const spaceId = await spaceIdByName(db, spaceName(ar));
   if (hasIPv4(type) && ar.IP !== undefined) return findRangeByFirst(db, spaceId, { ip4: parseIPv4(ar.IP, 'AR IP') });
-  if (ar.IP6 !== undefined && (type === 'IP6_STATIC' || type === 'IP4_6_STATIC')) return findRangeByFirst(db, spaceId, { ip6: parseIPv6(ar.IP6, 'AR IP6') });
+  if (ar.IP6 !== undefined && (type === 'IP6_STATIC' || type === 'IP4_6_STATIC'))
+    return findRangeByFirst(db, spaceId, { ip6: parseIPv6(ar.IP6, 'AR IP6') });
   if (ar.MAC !== undefined) return findRangeByFirst(db, spaceId, { mac: parseMac(ar.MAC, 'AR MAC') });
   throw badRequest('AR has neither PGIPAM_RANGE_ID nor an IP, IP6 or MAC to find its pgipam range by');
 }
 
 // Locks the range and checks that the AR describes it and that it is the platform's.
-export async function lockNamedRange(db: Db, id: number, ar: Record<string, string>, mode: 'no key update' | 'update', platform: string): Promise<RangeRow | null> {
+export async function lockNamedRange(
+  db: Db,
+  id: number,
+  ar: Record<string, string>,
+  mode: 'no key update' | 'update',
+  platform: string,
+): Promise<RangeRow | null> {
   const range = await lockRange(db, id, mode);
   if (range && range.platform !== platform) return null;
   if (range) {
     verifyArMatches(range, ar);
-      if (mode === 'no key update') await recordRangeMac(db, range, ar);
+    if (mode === 'no key update') await recordRangeMac(db, range, ar);
   }
   return range;
 }
@@ -51,21 +71,26 @@ export async function lockNamedRange(db: Db, id: number, ar: Record<string, stri
 function verifyArMatches(range: RangeRow, ar: Record<string, string>): void {
   const problems: string[] = [];
   if (ar.TYPE !== undefined && ar.TYPE.toUpperCase() !== range.type) problems.push(`TYPE ${ar.TYPE} is not ${range.type}`);
-  if (range.ip4First !== null && ar.IP !== undefined && parseIPv4(ar.IP, 'AR IP') !== range.ip4First) problems.push(`IP ${ar.IP} is not ${formatIPv4(range.ip4First)}`);
-  if (range.ip6First !== null && ar.IP6 !== undefined && parseIPv6(ar.IP6, 'AR IP6') !== range.ip6First) problems.push(`IP6 ${ar.IP6} is not ${addressAt(range, 0)}`);
+  if (range.ip4First !== null && ar.IP !== undefined && parseIPv4(ar.IP, 'AR IP') !== range.ip4First)
+    problems.push(`IP ${ar.IP} is not ${formatIPv4(range.ip4First)}`);
+  if (range.ip6First !== null && ar.IP6 !== undefined && parseIPv6(ar.IP6, 'AR IP6') !== range.ip6First)
+    problems.push(`IP6 ${ar.IP6} is not ${addressAt(range, 0)}`);
   // oned never changes an AR's MAC once chosen, nor a SLAAC AR's prefixes (updatear refuses MAC;
   // a prefix changed by updatear no longer describes the range pgipam holds): on ETHER and SLAAC
   // ARs these are all that ties the AR to its range.
-  if (range.macFirst !== null && ar.MAC !== undefined && parseMac(ar.MAC, 'AR MAC') !== range.macFirst) problems.push(`MAC ${ar.MAC} is not ${formatMac(range.macFirst)}`);
+  if (range.macFirst !== null && ar.MAC !== undefined && parseMac(ar.MAC, 'AR MAC') !== range.macFirst)
+    problems.push(`MAC ${ar.MAC} is not ${formatMac(range.macFirst)}`);
   if (hasSlaac(range.type)) {
     for (const key of ['GLOBAL_PREFIX', 'ULA_PREFIX']) {
       const held = range.attrs[key];
       const sent = ar[key];
       if (held === undefined && sent === undefined) continue;
-      if (held === undefined || sent === undefined || prefix64(sent, `AR ${key}`) !== prefix64(held, key)) problems.push(`${key} ${sent ?? '(none)'} is not ${held ?? '(none)'}`);
+      if (held === undefined || sent === undefined || prefix64(sent, `AR ${key}`) !== prefix64(held, key))
+        problems.push(`${key} ${sent ?? '(none)'} is not ${held ?? '(none)'}`);
     }
   }
-  if (ar.PGIPAM_SPACE !== undefined && ar.PGIPAM_SPACE !== range.spaceName) problems.push(`PGIPAM_SPACE ${ar.PGIPAM_SPACE} is not ${range.spaceName}`);
+  if (ar.PGIPAM_SPACE !== undefined && ar.PGIPAM_SPACE !== range.spaceName)
+    problems.push(`PGIPAM_SPACE ${ar.PGIPAM_SPACE} is not ${range.spaceName}`);
   if (problems.length) {
     throw new IpamError('RANGE_MISMATCH', `the AR does not describe pgipam ${describeRange(range)}: ${problems.join(', ')}`);
   }
@@ -94,11 +119,18 @@ export async function requireRange(db: Db, ar: Record<string, string>, ctx: Acti
   const range = await resolveRange(db, ar, 'no key update', ctx.platform);
   if (!range) {
     const what = ar.PGIPAM_RANGE_ID !== undefined ? `range ${ar.PGIPAM_RANGE_ID}` : `a range starting at ${ar.IP ?? ar.IP6 ?? ar.MAC}`;
-    throw new IpamError('RANGE_NOT_FOUND', `pgipam has no ${what} for platform "${ctx.platform}": the AR was unregistered, never registered through pgipam, or belongs to another platform`);
+    throw new IpamError(
+      'RANGE_NOT_FOUND',
+      `pgipam has no ${what} for platform "${ctx.platform}": the AR was unregistered, never registered through pgipam, or belongs to another platform`,
+    );
   }
   if (range.poolId !== null) {
     const allowed = range.poolName !== null && (!range.poolRestricted || (await hasPoolGrant(db, range.poolId, ctx.platform)));
-    if (!allowed) throw new IpamError('PERMISSION_DENIED', `platform "${ctx.platform}" may not use pool ${range.poolName !== null ? `"${range.poolName}"` : `#${range.poolId}`} of ${describeRange(range)}: grant it with "pgipam platform grant"`);
+    if (!allowed)
+      throw new IpamError(
+        'PERMISSION_DENIED',
+        `platform "${ctx.platform}" may not use pool ${range.poolName !== null ? `"${range.poolName}"` : `#${range.poolId}`} of ${describeRange(range)}: grant it with "pgipam platform grant"`,
+      );
   }
   return range;
 }

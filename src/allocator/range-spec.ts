@@ -1,8 +1,17 @@
 // What an AR says about its addresses, validated per TYPE the way oned validates it
 // (AddressRange::from_attr), plus the network facts pgipam can derive from it.
 import {
-  MAX_AR_SIZE, formatIPv4, formatIPv6, formatMac, maskToPrefix, parseCidr4, parseCount, parseIPv4, parseIPv6,
-  parseMac, prefixToMask,
+  MAX_AR_SIZE,
+  formatIPv4,
+  formatIPv6,
+  formatMac,
+  maskToPrefix,
+  parseCidr4,
+  parseCount,
+  parseIPv4,
+  parseIPv6,
+  parseMac,
+  prefixToMask,
 } from '../address';
 import { ONED_COMPUTED_ATTRIBUTES } from '../ar-attributes';
 import { badRequest } from '../errors';
@@ -33,7 +42,8 @@ export interface RangeSpec extends RangeAddresses {
 export function parseArType(value: string | undefined): ArType {
   if (!value) throw badRequest('AR has no TYPE: expected one of ' + AR_TYPES.join(', '));
   const t = value.toUpperCase();
-  if (!(AR_TYPES as readonly string[]).includes(t)) throw badRequest(`AR TYPE "${value}" is unknown: expected one of ${AR_TYPES.join(', ')}`);
+  if (!(AR_TYPES as readonly string[]).includes(t))
+    throw badRequest(`AR TYPE "${value}" is unknown: expected one of ${AR_TYPES.join(', ')}`);
   return t as ArType;
 }
 
@@ -83,7 +93,8 @@ export function rangeSpecFromAr(ar: Record<string, string>): RangeSpec {
     }
     const hostBits = 128n - BigInt(prefixLength!);
     const offset = ip6First - ((ip6First >> hostBits) << hostBits);
-    if (offset + BigInt(size) > 1n << hostBits) throw badRequest(`AR IP6 ${ar.IP6} with SIZE ${size} runs past the end of its /${prefixLength} prefix`);
+    if (offset + BigInt(size) > 1n << hostBits)
+      throw badRequest(`AR IP6 ${ar.IP6} with SIZE ${size} runs past the end of its /${prefixLength} prefix`);
   }
   if (macFirst !== null && (macFirst % 2 ** 32) + size > 2 ** 32) {
     throw badRequest(`AR MAC ${ar.MAC} with SIZE ${size} would wrap the low 32 bits of the MAC`);
@@ -146,7 +157,8 @@ function networkFromAr(ar: Record<string, string>, ip4First: number): { network:
     const mask = ar.NETWORK_MASK.startsWith('/')
       ? parseCount(ar.NETWORK_MASK.slice(1), 'AR NETWORK_MASK', 0, 32)
       : maskToPrefix(parseIPv4(ar.NETWORK_MASK, 'AR NETWORK_MASK'), ar.NETWORK_MASK);
-    if (prefix !== null && prefix !== mask) throw badRequest(`AR NETWORK_ADDRESS ${ar.NETWORK_ADDRESS} and NETWORK_MASK ${ar.NETWORK_MASK} disagree`);
+    if (prefix !== null && prefix !== mask)
+      throw badRequest(`AR NETWORK_ADDRESS ${ar.NETWORK_ADDRESS} and NETWORK_MASK ${ar.NETWORK_MASK} disagree`);
     prefix = mask;
   }
   if (prefix === null) return null;

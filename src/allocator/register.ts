@@ -15,9 +15,27 @@ import { spaceName } from './range-resolution';
 import { recordHistory } from './history';
 import { reserveKeptAddresses } from './kept-addresses';
 import { lockPools, lockRange } from './locks';
-import { type Block, type PoolRow, assignSubnets, checkPoolAccess, describeBlock, formatAddress, poolContaining, takeSpan } from './pool-space';
+import {
+  type Block,
+  type PoolRow,
+  assignSubnets,
+  checkPoolAccess,
+  describeBlock,
+  formatAddress,
+  poolContaining,
+  takeSpan,
+} from './pool-space';
 import { type ArType, type RangeSpec, parseArType, rangeSpecFromAr, registerReply } from './range-spec';
-import { addressAt, describeRange, initFreeSpace, insertRange, overlappingRanges, rangeUsage, setRangeAttrs, spaceIdByName } from './range-queries';
+import {
+  addressAt,
+  describeRange,
+  initFreeSpace,
+  insertRange,
+  overlappingRanges,
+  rangeUsage,
+  setRangeAttrs,
+  spaceIdByName,
+} from './range-queries';
 
 export interface RegisterResult {
   rangeId: number;
@@ -37,7 +55,12 @@ export async function registerAddressRange(db: Db, req: IpamRequest, ctx: Action
     if (placed.subnets.length) extraReply.PGIPAM_SUBNET = placed.subnets.map(describeBlock).join(' ');
     if (pool) extraReply.PGIPAM_POOL = pool.name;
 
-    const id = await insertRangeOrExplainOverlap(db, spaceId, space, spec, { holdSeconds: hold ?? pool?.holdSeconds ?? 0, requestId: ctx.requestId, poolId: pool?.id ?? null, platform: ctx.platform });
+    const id = await insertRangeOrExplainOverlap(db, spaceId, space, spec, {
+      holdSeconds: hold ?? pool?.holdSeconds ?? 0,
+      requestId: ctx.requestId,
+      poolId: pool?.id ?? null,
+      platform: ctx.platform,
+    });
     if (placed.subnets.length) await assignSubnets(db, id);
     const reply = { ...registerReply(attrs, spec, { ipamMad: ar.IPAM_MAD ?? 'pgipam', rangeId: String(id), space }), ...extraReply };
     reply.PGIPAM_RANGE_ID = String(id);
@@ -47,7 +70,12 @@ export async function registerAddressRange(db: Db, req: IpamRequest, ctx: Action
     const range = (await lockRange(db, id))!;
     await reserveKeptAddresses(db, range, spec, 0, spec.size - 1, ctx);
     await recordHistory(db, ctx, {
-      event: 'range_registered', spaceId, rangeId: id, firstIdx: 0, size: spec.size, address: addressAt(range, 0),
+      event: 'range_registered',
+      spaceId,
+      rangeId: id,
+      firstIdx: 0,
+      size: spec.size,
+      address: addressAt(range, 0),
       detail: { type: spec.type, pool: pool?.name ?? null, subnets: extraReply.PGIPAM_SUBNET ?? null, attrs: reply },
     });
     ctx.log(`registered ${describeRange(range)}${extraReply.PGIPAM_SUBNET ? ` on ${extraReply.PGIPAM_SUBNET} of pool ${pool!.name}` : ''}`);
@@ -77,7 +105,8 @@ interface Placement {
 // An AR that leaves its addresses to pgipam: carve them from the named (or default) pool.
 async function carveFromPool(db: Db, ar: Record<string, string>, type: ArType, plan: CarvePlan, ctx: ActionContext): Promise<Placement> {
   const pool = await resolvePool(db, ar.PGIPAM_POOL ?? null, plan);
-  if (ar.PGIPAM_SPACE !== undefined && ar.PGIPAM_SPACE !== pool.spaceName) throw badRequest(`AR PGIPAM_SPACE ${ar.PGIPAM_SPACE} differs from the space ${pool.spaceName} of pool ${pool.name}`);
+  if (ar.PGIPAM_SPACE !== undefined && ar.PGIPAM_SPACE !== pool.spaceName)
+    throw badRequest(`AR PGIPAM_SPACE ${ar.PGIPAM_SPACE} differs from the space ${pool.spaceName} of pool ${pool.name}`);
   await checkPoolAccess(db, pool, ctx.platform);
   const carved = await carveForAr(db, pool, ar, type, plan);
   const attrs = { ...ar, ...carved.attrs };
@@ -95,17 +124,27 @@ async function takeExplicitSpans(db: Db, ar: Record<string, string>, ctx: Action
     const p = await poolContaining(db, spaceId, span.family, span.first, span.last, ctx.platform);
     if (p) inPools.push({ pool: p, span });
   }
-  await lockPools(db, inPools.map((x) => x.pool.id));
+  await lockPools(
+    db,
+    inPools.map((x) => x.pool.id),
+  );
   const subnets: Block[] = [];
   for (const { pool: p, span } of inPools) {
-    if (ar.PGIPAM_POOL !== undefined && ar.PGIPAM_POOL !== p.name) throw badRequest(`${formatAddress(span.family, span.first)} lies in pool ${p.name}, not in PGIPAM_POOL ${ar.PGIPAM_POOL}`);
+    if (ar.PGIPAM_POOL !== undefined && ar.PGIPAM_POOL !== p.name)
+      throw badRequest(`${formatAddress(span.family, span.first)} lies in pool ${p.name}, not in PGIPAM_POOL ${ar.PGIPAM_POOL}`);
     await checkPoolAccess(db, p, ctx.platform);
     subnets.push(...(await takeSpan(db, p, span.family, span.first, span.last)));
   }
   return { spec, attrs: { ...ar }, pool: inPools[0]?.pool ?? null, subnets, space, spaceId };
 }
 
-async function insertRangeOrExplainOverlap(db: Db, spaceId: number, space: string, spec: RangeSpec, o: Parameters<typeof insertRange>[3]): Promise<number> {
+async function insertRangeOrExplainOverlap(
+  db: Db,
+  spaceId: number,
+  space: string,
+  spec: RangeSpec,
+  o: Parameters<typeof insertRange>[3],
+): Promise<number> {
   await db.query('savepoint register');
   try {
     return await insertRange(db, spaceId, spec, o);
@@ -130,8 +169,14 @@ export async function overlapError(db: Db, spaceId: number, space: string, spec:
     const u = await rangeUsage(db, o.id);
     if (!u.byKind.lease && !u.byKind.allocation) idle.push(o.id);
   }
-  const hint = idle.length === 1
-    ? `; if it is left over from a registration OpenNebula did not complete, remove it with "pgipam range rm ${idle[0]}"`
-    : idle.length > 1 ? `; if ranges ${idle.join(', ')} are left over from registrations OpenNebula did not complete, remove them with "pgipam range rm <id>"` : '';
-  return new IpamError('RANGE_OVERLAP', `the AR overlaps ${names} in address space "${space}": choose other addresses, or set PGIPAM_SPACE for a separate space${hint}`);
+  const hint =
+    idle.length === 1
+      ? `; if it is left over from a registration OpenNebula did not complete, remove it with "pgipam range rm ${idle[0]}"`
+      : idle.length > 1
+        ? `; if ranges ${idle.join(', ')} are left over from registrations OpenNebula did not complete, remove them with "pgipam range rm <id>"`
+        : '';
+  return new IpamError(
+    'RANGE_OVERLAP',
+    `the AR overlaps ${names} in address space "${space}": choose other addresses, or set PGIPAM_SPACE for a separate space${hint}`,
+  );
 }

@@ -27,7 +27,6 @@ interface Reading {
   index: number | null;
 }
 
-
 function tryIPv6(text: string): bigint | null {
   try {
     return parseIPv6(text, 'ADDRESS IP6');
@@ -57,7 +56,7 @@ function readings(range: RangeRow, ar: Record<string, string>, address: Record<s
   if (address.MAC !== undefined) {
     const mac = parseMac(address.MAC, 'ADDRESS MAC');
     const base = rangeMacBase(range, ar);
-    if (base === null) unusable.push('the MAC cannot be placed: neither the AR nor pgipam knows the range\'s first MAC');
+    if (base === null) unusable.push("the MAC cannot be placed: neither the AR nor pgipam knows the range's first MAC");
     else found.push({ field: 'MAC', text: address.MAC, index: macIndex(base, mac) });
   }
   return { found, unusable };
@@ -68,7 +67,13 @@ const where = (r: Reading, range: RangeRow) => (r.index === null || r.index >= r
 // The index the request names, checked against the range and against the SIZE oned believes the
 // AR has (`onevnet updatear` changes it without telling the driver).
 //   limit: the highest index + 1 the request may touch.
-export function requestedAddress(range: RangeRow, ar: Record<string, string>, address: Record<string, string>, count: number, limit: number): RequestedAddress {
+export function requestedAddress(
+  range: RangeRow,
+  ar: Record<string, string>,
+  address: Record<string, string>,
+  count: number,
+  limit: number,
+): RequestedAddress {
   const { found, unusable } = readings(range, ar, address);
   const first = found[0];
   if (!first) {
@@ -78,7 +83,9 @@ export function requestedAddress(range: RangeRow, ar: Record<string, string>, ad
   }
   for (const other of found.slice(1)) {
     if (other.index !== first.index) {
-      throw badRequest(`ADDRESS ${first.field} ${first.text} and ${other.field} ${other.text} name different addresses of ${describeRange(range)} (${where(first, range)}, ${where(other, range)})`);
+      throw badRequest(
+        `ADDRESS ${first.field} ${first.text} and ${other.field} ${other.text} name different addresses of ${describeRange(range)} (${where(first, range)}, ${where(other, range)})`,
+      );
     }
   }
   const { index, text } = first;

@@ -36,7 +36,12 @@ export async function unregisterAddressRange(db: Db, req: IpamRequest, ctx: Acti
     const blocks = await releaseRangeBlocks(db, range.id);
     // recorded while the range exists: a platform writes history only about its own ranges
     await recordHistory(db, ctx, {
-      event: 'range_unregistered', spaceId: range.spaceId, rangeId: range.id, firstIdx: 0, size: range.size, address: addressAt(range, 0),
+      event: 'range_unregistered',
+      spaceId: range.spaceId,
+      rangeId: range.id,
+      firstIdx: 0,
+      size: range.size,
+      address: addressAt(range, 0),
       detail: { released: usage.byKind, returned_to_pool: blocks.map(describeBlock) },
     });
     await deleteRange(db, range.id);

@@ -7,7 +7,6 @@ import { withClient, type Db } from '../db/client';
 import { IpamError } from '../errors';
 import type { ActionContext } from '../allocator/context';
 
-
 export interface Global {
   json: boolean;
 }
@@ -23,21 +22,24 @@ export function cliContext(): ActionContext {
 // they get generous statement and lock timeouts instead of the actions' tight ones.
 export function cliConfig(): Config {
   const config = loadConfig();
-  return { ...config, statementTimeoutMs: Math.max(config.statementTimeoutMs, 600_000), lockTimeoutMs: Math.max(config.lockTimeoutMs, 30_000) };
+  return {
+    ...config,
+    statementTimeoutMs: Math.max(config.statementTimeoutMs, 600_000),
+    lockTimeoutMs: Math.max(config.lockTimeoutMs, 30_000),
+  };
 }
 
 export async function withDb<T>(fn: (db: Db, ctx: ActionContext) => Promise<T>, skipSchemaCheck = false): Promise<T> {
   const config = cliConfig();
-  return withClient(config, { applicationName: 'pgipam/cli', skipSchemaCheck }, (db) => fn(db, { ...cliContext(), platform: db.pgipamPlatform ?? config.platform }));
+  return withClient(config, { applicationName: 'pgipam/cli', skipSchemaCheck }, (db) =>
+    fn(db, { ...cliContext(), platform: db.pgipamPlatform ?? config.platform }),
+  );
 }
 
 export function out(args: unknown, data: unknown, human: () => void): void {
   if ((args as Global).json) write(JSON.stringify(data, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
   else human();
 }
-
-
-
 
 // --attr KEY=VALUE pairs
 export function parseAttrs(list: string[] | undefined): Record<string, string> {
@@ -57,7 +59,8 @@ export function parseAgeOrDate(s: string, option: string): Date {
   if (m) return new Date(Date.now() - Number(m[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2] as 's' | 'm' | 'h' | 'd']);
   const iso = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/.test(s);
   const d = new Date(s);
-  if (!iso || Number.isNaN(d.getTime())) throw new IpamError('BAD_REQUEST', `${option} takes an ISO date or an age such as 30m, 2h or 7d (e.g. 2026-01-31, 7d), got "${s}"`);
+  if (!iso || Number.isNaN(d.getTime()))
+    throw new IpamError('BAD_REQUEST', `${option} takes an ISO date or an age such as 30m, 2h or 7d (e.g. 2026-01-31, 7d), got "${s}"`);
   return d;
 }
 
@@ -71,9 +74,16 @@ export const MIN_PRUNE_AGE_DAYS = 30;
 export function pruneCutoff(text: string, force: boolean): Date {
   const before = parseAgeOrDate(text, '--before');
   if (force) return before;
-  if (before.getTime() > Date.now()) throw new IpamError('BAD_REQUEST', `--before ${text} is in the future: that deletes the whole history; use an age such as 365d (or --force if that is really meant)`);
+  if (before.getTime() > Date.now())
+    throw new IpamError(
+      'BAD_REQUEST',
+      `--before ${text} is in the future: that deletes the whole history; use an age such as 365d (or --force if that is really meant)`,
+    );
   if (Date.now() - before.getTime() < MIN_PRUNE_AGE_DAYS * 864e5) {
-    throw new IpamError('BAD_REQUEST', `--before ${text} would delete history younger than ${MIN_PRUNE_AGE_DAYS} days: add --force if that is really meant`);
+    throw new IpamError(
+      'BAD_REQUEST',
+      `--before ${text} would delete history younger than ${MIN_PRUNE_AGE_DAYS} days: add --force if that is really meant`,
+    );
   }
   return before;
 }
@@ -96,7 +106,7 @@ export function readPassword(args: { passwordStdin?: boolean; passwordEnv?: stri
   return undefined;
 }
 
-export const poolOptions = <T,>(y: Argv<T>) =>
+export const poolOptions = <T>(y: Argv<T>) =>
   y
     .option('gateway', { type: 'string', describe: 'gateway of carved IPv4 subnets: first, last, none, or a host offset' })
     .option('dns', { type: 'string', describe: 'DNS servers, space separated' })
@@ -108,4 +118,3 @@ export const poolOptions = <T,>(y: Argv<T>) =>
     .option('restricted', { type: 'boolean', describe: 'only granted platforms may use it' })
     .option('attr', { type: 'string', array: true, describe: 'extra AR attribute KEY=VALUE (repeatable)' })
     .option('description', { type: 'string' });
-

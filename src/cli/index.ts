@@ -17,9 +17,22 @@ import { platformCommands } from './commands/platform';
 export function buildCli(argv: string[]): Argv {
   let y: Argv = yargs(argv)
     .scriptName('pgipam')
-    .usage('$0 <command>\n\nAdministers the pgipam database behind the OpenNebula IPAM driver. Reads the same configuration as the actions (PGIPAM_DATABASE_URL, /etc/one/ipam/pgipam.conf, PG*).')
+    .usage(
+      '$0 <command>\n\nAdministers the pgipam database behind the OpenNebula IPAM driver. Reads the same configuration as the actions (PGIPAM_DATABASE_URL, /etc/one/ipam/pgipam.conf, PG*).',
+    )
     .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of tables' });
-  for (const group of [schemaCommands, spaceCommands, poolCommands, rangeCommands, leaseCommands, lookupCommands, reservationCommands, historyCommands, platformCommands]) y = group(y);
+  for (const group of [
+    schemaCommands,
+    spaceCommands,
+    poolCommands,
+    rangeCommands,
+    leaseCommands,
+    lookupCommands,
+    reservationCommands,
+    historyCommands,
+    platformCommands,
+  ])
+    y = group(y);
   return y
     .demandCommand(1, 'name a command (see --help)')
     .strict()
@@ -36,7 +49,8 @@ export async function runCli(argv: string[]): Promise<number> {
   } catch (e) {
     const err = coerceError(e);
     // a script that asked for JSON gets its error as JSON too (one line on stderr)
-    if (argv.includes('--json')) process.stderr.write(JSON.stringify({ error: { code: err.code, message: toOneLine(err.message) } }) + '\n');
+    if (argv.includes('--json'))
+      process.stderr.write(JSON.stringify({ error: { code: err.code, message: toOneLine(err.message) } }) + '\n');
     else process.stderr.write(`pgipam: ${toOneLine(err.message)}\n`);
     return 1;
   }
@@ -48,4 +62,3 @@ export function cliProcessMain(): void {
     process.exitCode = code;
   });
 }
-

@@ -5,7 +5,11 @@ import { write } from './common';
 
 export function printTable(headers: string[], rows: string[][], stream: NodeJS.WritableStream = process.stdout): void {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd() + '\n';
   stream.write(line(headers));
   for (const r of rows) stream.write(line(r));
   if (!rows.length) stream.write('(none)\n');
@@ -19,11 +23,38 @@ export function utilisationBar(used: number, size: number, width: number): strin
 }
 
 export function rangeJson(r: RangeInfo) {
-  return { id: r.range.id, space: r.range.spaceName, type: r.range.type, first: r.first, last: r.last, size: r.range.size, used: r.used, by_kind: r.byKind, pool_id: r.range.poolId, platform: r.range.platform, hold_seconds: r.range.holdSeconds, attrs: r.range.attrs, created_at: r.range.createdAt };
+  return {
+    id: r.range.id,
+    space: r.range.spaceName,
+    type: r.range.type,
+    first: r.first,
+    last: r.last,
+    size: r.range.size,
+    used: r.used,
+    by_kind: r.byKind,
+    pool_id: r.range.poolId,
+    platform: r.range.platform,
+    hold_seconds: r.range.holdSeconds,
+    attrs: r.range.attrs,
+    created_at: r.range.createdAt,
+  };
 }
 
 export function poolJson(p: PoolInfo) {
-  return { ...p.pool, prefixes: p.prefixes.map(({ cells, ...x }) => ({ ...x, size: x.size.toString(), carved: x.carved.toString(), reserved: x.reserved.toString(), free: x.free.toString(), map: poolMapText(cells) })), ranges: p.ranges, grants: p.grants, reservations: p.reservations };
+  return {
+    ...p.pool,
+    prefixes: p.prefixes.map(({ cells, ...x }) => ({
+      ...x,
+      size: x.size.toString(),
+      carved: x.carved.toString(),
+      reserved: x.reserved.toString(),
+      free: x.free.toString(),
+      map: poolMapText(cells),
+    })),
+    ranges: p.ranges,
+    grants: p.grants,
+    reservations: p.reservations,
+  };
 }
 
 export function pct(part: bigint, whole: bigint): number {
@@ -32,23 +63,28 @@ export function pct(part: bigint, whole: bigint): number {
 
 export function printPool(p: PoolInfo): void {
   const o = p.pool;
-  write(`pool ${o.name}  space ${o.spaceName}${o.isDefault ? '  (default)' : ''}${o.restricted ? `  restricted to: ${p.grants.join(', ') || 'nobody'}` : ''}\n`);
-  write(`gateway ${o.gateway}  dns ${o.dns || '-'}  search ${o.searchDomain || '-'}  mtu ${o.mtu ?? '-'}  vlan ${o.vlanId ?? '-'}  hold ${o.holdSeconds}s  ranges ${p.ranges}\n`);
+  write(
+    `pool ${o.name}  space ${o.spaceName}${o.isDefault ? '  (default)' : ''}${o.restricted ? `  restricted to: ${p.grants.join(', ') || 'nobody'}` : ''}\n`,
+  );
+  write(
+    `gateway ${o.gateway}  dns ${o.dns || '-'}  search ${o.searchDomain || '-'}  mtu ${o.mtu ?? '-'}  vlan ${o.vlanId ?? '-'}  hold ${o.holdSeconds}s  ranges ${p.ranges}\n`,
+  );
   for (const [k, v] of Object.entries(o.extra)) write(`  ${k} = ${v}\n`);
   for (const x of p.prefixes) {
     const used = x.carved + x.reserved;
     write(`\n${x.prefix}: ${x.carved} carved, ${x.reserved} reserved, ${x.free} free of ${x.size} (${pct(used, x.size)}% used)\n`);
-    write(`  ${utilisationBar(Number(used * 1000n / (x.size || 1n)), 1000, 40)}\n`);
+    write(`  ${utilisationBar(Number((used * 1000n) / (x.size || 1n)), 1000, 40)}\n`);
     write(`  ${poolMapText(x.cells)}\n`);
   }
   if (p.prefixes.length) write('  map: # carved  R reserved  : mixed  . free (each character 1/64th of the prefix)\n');
   if (p.reservations.length) {
     write('\nreserved:\n');
-    printTable(['FIRST', 'LAST', 'REASON'], p.reservations.map((r) => [r.first, r.last, r.reason]));
+    printTable(
+      ['FIRST', 'LAST', 'REASON'],
+      p.reservations.map((r) => [r.first, r.last, r.reason]),
+    );
   }
 }
-
-
 
 // A compact map of a range, one character per cell:
 //   # leased or allocated   R reserved   h on hold   . free   : mixed

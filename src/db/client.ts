@@ -168,7 +168,9 @@ export const MAX_ATTEMPTS = 4;
 // reported as the success it was, so oned and the database agree.
 export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    const begun = (await db.query('begin; select pg_catalog.pg_current_xact_id()::text as xid')) as unknown as pg.QueryResult<{ xid: string }>[];
+    const begun = (await db.query('begin; select pg_catalog.pg_current_xact_id()::text as xid')) as unknown as pg.QueryResult<{
+      xid: string;
+    }>[];
     const xid = begun[1]!.rows[0]!.xid;
     let result: T;
     try {
@@ -193,7 +195,11 @@ export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Pr
       const fate = db.pgipamConfig ? await transactionFate(db.pgipamConfig, xid) : 'unknown';
       if (fate === 'committed') return result;
       if (fate === 'aborted') throw e;
-      throw new IpamError('DB_UNAVAILABLE', `lost the connection to PostgreSQL while committing; the outcome is unknown (transaction ${xid}): see "pgipam history"`, { cause: e });
+      throw new IpamError(
+        'DB_UNAVAILABLE',
+        `lost the connection to PostgreSQL while committing; the outcome is unknown (transaction ${xid}): see "pgipam history"`,
+        { cause: e },
+      );
     } finally {
       commitInFlight = false;
     }
@@ -205,7 +211,12 @@ async function transactionFate(config: Config, xid: string): Promise<'committed'
   // The action's watchdog (action_timeout_ms) bounds the whole process; stop asking a bit before it.
   const deadline = Date.now() + Math.max(1000, config.actionTimeoutMs - 2000);
   while (Date.now() < deadline) {
-    const client = new pg.Client({ connectionString: config.databaseUrl, connectionTimeoutMillis: Math.min(config.connectTimeoutMs, Math.max(500, deadline - Date.now())), application_name: 'pgipam/commit-check', options: SEARCH_PATH_OPTION });
+    const client = new pg.Client({
+      connectionString: config.databaseUrl,
+      connectionTimeoutMillis: Math.min(config.connectTimeoutMs, Math.max(500, deadline - Date.now())),
+      application_name: 'pgipam/commit-check',
+      options: SEARCH_PATH_OPTION,
+    });
     client.on('error', () => {});
     try {
       await client.connect();

@@ -32,7 +32,10 @@ export async function migrate(db: pg.Client, options: { dryRun?: boolean } = {})
   try {
     const from = await currentVersion(db);
     if (from > SCHEMA_VERSION) {
-      throw new IpamError('DB_SCHEMA', `the database schema is at version ${from}, newer than this pgipam (${SCHEMA_VERSION}): upgrade pgipam`);
+      throw new IpamError(
+        'DB_SCHEMA',
+        `the database schema is at version ${from}, newer than this pgipam (${SCHEMA_VERSION}): upgrade pgipam`,
+      );
     }
     const pending = MIGRATIONS.filter((m) => m.id > from);
     if (options.dryRun) return { from, to: from, applied: pending.map((m) => `${m.id} ${m.name}`) };
@@ -94,14 +97,26 @@ export async function checkSchemaAndPlatform(db: pg.Client, configPlatform = 'de
     v = await currentVersion(db);
   }
   if (v === 0) throw new IpamError('DB_SCHEMA', 'the database has no pgipam schema: run "pgipam migrate"');
-  if (v < SCHEMA_VERSION) throw new IpamError('DB_SCHEMA', `the database schema is at version ${v}, this pgipam needs ${SCHEMA_VERSION}: run "pgipam migrate"`);
-  if (v > SCHEMA_VERSION) throw new IpamError('DB_SCHEMA', `the database schema is at version ${v}, newer than this pgipam (${SCHEMA_VERSION}): upgrade the pgipam driver`);
+  if (v < SCHEMA_VERSION)
+    throw new IpamError('DB_SCHEMA', `the database schema is at version ${v}, this pgipam needs ${SCHEMA_VERSION}: run "pgipam migrate"`);
+  if (v > SCHEMA_VERSION)
+    throw new IpamError(
+      'DB_SCHEMA',
+      `the database schema is at version ${v}, newer than this pgipam (${SCHEMA_VERSION}): upgrade the pgipam driver`,
+    );
   if (sessionPlatform && sessionPlatform !== 'default') {
     if (configPlatform !== 'default' && configPlatform !== sessionPlatform) {
-      throw new IpamError('BAD_CONFIG', `the config names platform "${configPlatform}" but the database role belongs to platform "${sessionPlatform}"`);
+      throw new IpamError(
+        'BAD_CONFIG',
+        `the config names platform "${configPlatform}" but the database role belongs to platform "${sessionPlatform}"`,
+      );
     }
     return sessionPlatform;
   }
-  if (!known) throw new IpamError('BAD_CONFIG', `platform "${configPlatform}" is not known to the database: add it with "pgipam platform add ${configPlatform}"`);
+  if (!known)
+    throw new IpamError(
+      'BAD_CONFIG',
+      `platform "${configPlatform}" is not known to the database: add it with "pgipam platform add ${configPlatform}"`,
+    );
   return configPlatform;
 }

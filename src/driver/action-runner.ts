@@ -7,7 +7,13 @@ import type { ActionContext } from '../allocator/context';
 import { decodePayload, parseActionXml, readActionInput, readStream } from './request';
 import { type IpamRequest } from '../ipam-request';
 
-export const ACTION_NAMES = ['register_address_range', 'unregister_address_range', 'allocate_address', 'get_address', 'free_address'] as const;
+export const ACTION_NAMES = [
+  'register_address_range',
+  'unregister_address_range',
+  'allocate_address',
+  'get_address',
+  'free_address',
+] as const;
 export type ActionName = (typeof ACTION_NAMES)[number];
 
 // OpenNebula's MAD reads the exit code only; its docs ask for -1 (255) when addresses cannot be assigned.
@@ -41,7 +47,10 @@ Config: PGIPAM_DATABASE_URL, or database_url in $PGIPAM_CONFIG (default /etc/one
         or the PG* variables. See the pgipam README.
 `;
 
-export async function executeAction(def: ActionDefinition, io: ActionIo = { argv: process.argv.slice(2), env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function executeAction(
+  def: ActionDefinition,
+  io: ActionIo = { argv: process.argv.slice(2), env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   if (io.argv.includes('--help') || io.argv.includes('-h')) {
     io.stdout.write(`${def.name} - pgipam OpenNebula IPAM driver action\n\n${def.help.trim()}\n${COMMON_HELP}`);
     return 0;
@@ -55,11 +64,16 @@ export async function executeAction(def: ActionDefinition, io: ActionIo = { argv
   // before anything is read, with the environment's limit, then with the config file's.
   const arm = (limitMs: number) => {
     if (timer) clearTimeout(timer);
-    timer = setTimeout(() => {
-      const outcome = isCommitInFlight() ? 'a commit was on its way, so the outcome is unknown: see "pgipam history"' : `nothing was committed (${phase})`;
-      io.stderr.write(`${toOneLine(`${def.name} gave up after ${limitMs} ms (action_timeout_ms); ${outcome}`)}\n`);
-      process.exit(FAILURE_EXIT_CODE);
-    }, Math.max(0, limitMs - (Date.now() - started)));
+    timer = setTimeout(
+      () => {
+        const outcome = isCommitInFlight()
+          ? 'a commit was on its way, so the outcome is unknown: see "pgipam history"'
+          : `nothing was committed (${phase})`;
+        io.stderr.write(`${toOneLine(`${def.name} gave up after ${limitMs} ms (action_timeout_ms); ${outcome}`)}\n`);
+        process.exit(FAILURE_EXIT_CODE);
+      },
+      Math.max(0, limitMs - (Date.now() - started)),
+    );
     timer.unref();
   };
   const envLimit = io.env.PGIPAM_ACTION_TIMEOUT_MS;
@@ -81,7 +95,9 @@ export async function executeAction(def: ActionDefinition, io: ActionIo = { argv
       platform: config.platform,
       log: (message) => logLines.push(`INFO: ${logPrefix} ${toOneLine(message)}\n`),
     };
-    const reply = await withClient(config, { applicationName: `pgipam/${def.name}` }, (db) => def.run(db, req, { ...ctx, platform: db.pgipamPlatform ?? config.platform }));
+    const reply = await withClient(config, { applicationName: `pgipam/${def.name}` }, (db) =>
+      def.run(db, req, { ...ctx, platform: db.pgipamPlatform ?? config.platform }),
+    );
     io.stdout.write(reply);
     for (const line of logLines) io.stderr.write(line);
     if (io.env.PGIPAM_DEBUG) io.stderr.write(`DEBUG: ${logPrefix} done in ${Date.now() - started} ms\n`);

@@ -10,8 +10,6 @@ export const MAX_INPUT_BYTES = 4 * 1024 * 1024;
 const MAX_DEPTH = 4; // IPAM_DRIVER_ACTION_DATA > AR > KEY > text is all oned ever sends
 const CDATA = '#cdata';
 
-
-
 // Turns the raw payload (base64 or XML text) into XML text.
 export function decodePayload(payload: string): string {
   if (payload.length > MAX_INPUT_BYTES) throw badRequest(`request is larger than ${MAX_INPUT_BYTES} bytes`);
@@ -137,7 +135,10 @@ function textOf(nodes: Node[], where: string): string {
   for (const n of nodes) {
     const k = elementName(n);
     if (k === '#text') text += decodeXmlText(String(n['#text']), where);
-    else if (k === CDATA) text += children(n, CDATA).map((c) => String(c['#text'] ?? '')).join('');
+    else if (k === CDATA)
+      text += children(n, CDATA)
+        .map((c) => String(c['#text'] ?? ''))
+        .join('');
     else throw badRequest(`${where} must be a text value`);
   }
   return text;

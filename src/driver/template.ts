@@ -25,7 +25,7 @@ export function parseTemplate(text: string): { name: string; values: TemplateVal
   if (!m) throw new Error(`not a template vector: ${text.slice(0, 80)}`);
   const values: TemplateValues = {};
   const body = m[2]!;
-  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"((?:\\"|[^"])*)"|([^\s,=#\[\]"]+))\s*(,|$)/gy;
+  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"((?:\\"|[^"])*)"|([^\s,=#[\]"]+))\s*(,|$)/gy;
   let match: RegExpExecArray | null;
   let last = 0;
   while ((match = re.exec(body)) !== null) {

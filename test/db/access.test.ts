@@ -33,7 +33,9 @@ async function as(platform: string): Promise<pg.Client> {
 }
 
 const registerVia = (platform: string, request: Record<string, string>) =>
-  runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...request }), EMPTY_ADDRESS)), { PGIPAM_DATABASE_URL: urls[platform]! });
+  runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...request }), EMPTY_ADDRESS)), {
+    PGIPAM_DATABASE_URL: urls[platform]!,
+  });
 
 beforeAll(async () => {
   t = await createTestDatabase('access');
@@ -73,9 +75,17 @@ describe('platforms and grants', () => {
   });
 
   it('gives the same refusal to a front-end that connects as the owner but names the platform', async () => {
-    const r = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '10', PGIPAM_POOL: 'secret' }), EMPTY_ADDRESS)), { PGIPAM_DATABASE_URL: t.url, PGIPAM_PLATFORM: A });
+    const r = await runActionProcess(
+      'register_address_range',
+      toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '10', PGIPAM_POOL: 'secret' }), EMPTY_ADDRESS)),
+      { PGIPAM_DATABASE_URL: t.url, PGIPAM_PLATFORM: A },
+    );
     expect(r.reason).toBe(`platform "${A}" may not use pool "secret": grant it with "pgipam platform grant ${A} secret"`);
-    const unknown = await runActionProcess('get_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '1' }), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: t.url, PGIPAM_PLATFORM: 'nobody' });
+    const unknown = await runActionProcess(
+      'get_address',
+      toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '1' }), addressXml({ size: 1 }))),
+      { PGIPAM_DATABASE_URL: t.url, PGIPAM_PLATFORM: 'nobody' },
+    );
     expect(unknown.reason).toBe('platform "nobody" is not known to the database: add it with "pgipam platform add nobody"');
   });
 
@@ -96,13 +106,21 @@ describe('platforms and grants', () => {
     await expect(a.query(`delete from pgipam.pool_free_block where pool_id = $1`, [secretId])).rejects.toMatchObject({ code: '42501' });
     expect((await a.query(`update pgipam.address_range set attrs = '{}'`)).rowCount).toBe(0);
     expect((await a.query(`delete from pgipam.lease`)).rowCount).toBe(0);
-    await expect(a.query(`insert into pgipam.pool_free_block (pool_id, family, network, prefix_length) values ($1, 4, 0, 8)`, [secretId])).rejects.toMatchObject({ code: '42501' });
-    await expect(a.query(`insert into pgipam.address_range (space_id, ar_type, size, ip4_first, platform) values (1, 'IP4', 1, 1, $1)`, [B])).rejects.toMatchObject({ code: '42501' });
-    await expect(a.query(`insert into pgipam.history (event, platform) values ('forged', $1)`, [B])).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      a.query(`insert into pgipam.pool_free_block (pool_id, family, network, prefix_length) values ($1, 4, 0, 8)`, [secretId]),
+    ).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      a.query(`insert into pgipam.address_range (space_id, ar_type, size, ip4_first, platform) values (1, 'IP4', 1, 1, $1)`, [B]),
+    ).rejects.toMatchObject({ code: '42501' });
+    await expect(a.query(`insert into pgipam.history (event, platform) values ('forged', $1)`, [B])).rejects.toMatchObject({
+      code: '42501',
+    });
     // no DDL, no pool changes, no history rewriting
     await expect(a.query(`create table pgipam.evil (x int)`)).rejects.toMatchObject({ code: '42501' });
     await expect(a.query(`update pgipam.pool set restricted = false`)).rejects.toMatchObject({ code: '42501' });
-    await expect(a.query(`insert into pgipam.pool_grant (pool_id, platform) values ($1, $2)`, [secretId, A])).rejects.toMatchObject({ code: '42501' });
+    await expect(a.query(`insert into pgipam.pool_grant (pool_id, platform) values ($1, $2)`, [secretId, A])).rejects.toMatchObject({
+      code: '42501',
+    });
     await expect(b.query(`delete from pgipam.history`)).rejects.toMatchObject({ code: '42501' });
     await expect(a.query(`drop table pgipam.lease`)).rejects.toMatchObject({ code: '42501' });
   });
@@ -115,25 +133,33 @@ describe('platforms and grants', () => {
     expect(a.reason).toMatch(/the AR overlaps another range in address space "default"/);
   });
 
-  it('a platform cannot lease from another platform\'s range by naming its id', async () => {
+  it("a platform cannot lease from another platform's range by naming its id", async () => {
     const b = await registerVia(B, { TYPE: 'IP4', IP: '198.51.100.0', SIZE: '8' });
     const ar = storedAr(parseTemplate(b.stdout).values, 0);
-    const r = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[A]! });
+    const r = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), {
+      PGIPAM_DATABASE_URL: urls[A]!,
+    });
     expect(r.exitCode).toBe(255);
     expect(r.reason).toMatch(/^pgipam has no range \d+/);
   });
 
-  it('a revoked grant stops leasing from the pool\'s ranges, but frees still work', async () => {
+  it("a revoked grant stops leasing from the pool's ranges, but frees still work", async () => {
     const reg = await registerVia(B, { TYPE: 'IP4', SIZE: '10', PGIPAM_POOL: 'secret' });
     const ar = storedAr(parseTemplate(reg.stdout).values, 0);
-    const lease = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
+    const lease = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), {
+      PGIPAM_DATABASE_URL: urls[B]!,
+    });
     expect(lease.exitCode).toBe(0);
     await revokePool(t.db, B, 'secret', ctx);
     try {
-      const refused = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
+      const refused = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), {
+        PGIPAM_DATABASE_URL: urls[B]!,
+      });
       expect(refused.reason).toMatch(new RegExp(`^platform "${B}" may not use pool #\\d+ of range \\d+`));
       const ip = parseTemplate(lease.stdout).values.IP!;
-      const freed = await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip, size: 1 }))), { PGIPAM_DATABASE_URL: urls[B]! });
+      const freed = await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip, size: 1 }))), {
+        PGIPAM_DATABASE_URL: urls[B]!,
+      });
       expect(freed.exitCode).toBe(0);
     } finally {
       await grantPool(t.db, B, 'secret', ctx);
@@ -148,7 +174,9 @@ describe('platforms and grants', () => {
     expect(ok).toHaveLength(1);
     expect(parseTemplate(ok[0]!.stdout).values.PGIPAM_SUBNET).toBe('10.100.0.128/25');
     for (const r of runs.filter((x) => x.exitCode !== 0)) expect(r.reason).toBe('pool "shared" has no free IPv4 /25 for 100 addresses');
-    const { rows } = await t.db.query(`select platform, count(*)::int as n from pgipam.address_range r join pgipam.pool p on p.id = r.pool_id where p.name = 'shared' group by platform`);
+    const { rows } = await t.db.query(
+      `select platform, count(*)::int as n from pgipam.address_range r join pgipam.pool p on p.id = r.pool_id where p.name = 'shared' group by platform`,
+    );
     expect(rows.reduce((a: number, r: { n: number }) => a + r.n, 0)).toBe(2);
   });
 });

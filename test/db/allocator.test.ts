@@ -22,10 +22,28 @@ const unregister = (ar: Attrs) => unregisterAddressRange(t.db, { ar, address: {}
 
 describe('register_address_range', () => {
   it('echoes every attribute and adds what pgipam knows about the network', async () => {
-    const reply = await register({ TYPE: 'ip4', IP: '10.1.0.10', SIZE: '100', NETWORK_ADDRESS: '10.1.0.0/24', GATEWAY: '10.1.0.1', DNS: '1.1.1.1 8.8.8.8', SECURITY_GROUPS: '0,100', CUSTOM_X: 'y' });
+    const reply = await register({
+      TYPE: 'ip4',
+      IP: '10.1.0.10',
+      SIZE: '100',
+      NETWORK_ADDRESS: '10.1.0.0/24',
+      GATEWAY: '10.1.0.1',
+      DNS: '1.1.1.1 8.8.8.8',
+      SECURITY_GROUPS: '0,100',
+      CUSTOM_X: 'y',
+    });
     expect(reply).toMatchObject({
-      IPAM_MAD: 'pgipam', TYPE: 'IP4', IP: '10.1.0.10', SIZE: '100', NETWORK_ADDRESS: '10.1.0.0', NETWORK_MASK: '255.255.255.0',
-      GATEWAY: '10.1.0.1', DNS: '1.1.1.1 8.8.8.8', SECURITY_GROUPS: '0,100', CUSTOM_X: 'y', PGIPAM_SPACE: 'default',
+      IPAM_MAD: 'pgipam',
+      TYPE: 'IP4',
+      IP: '10.1.0.10',
+      SIZE: '100',
+      NETWORK_ADDRESS: '10.1.0.0',
+      NETWORK_MASK: '255.255.255.0',
+      GATEWAY: '10.1.0.1',
+      DNS: '1.1.1.1 8.8.8.8',
+      SECURITY_GROUPS: '0,100',
+      CUSTOM_X: 'y',
+      PGIPAM_SPACE: 'default',
     });
     expect(reply.PGIPAM_RANGE_ID).toMatch(/^\d+$/);
   });
@@ -68,7 +86,11 @@ describe('register_address_range', () => {
 
   it('refuses an overlap in one space, naming the other range, and allows it in another space', async () => {
     const a = await register({ TYPE: 'IP4', IP: '172.16.0.0', SIZE: '256' });
-    await expect(register({ TYPE: 'IP4', IP: '172.16.0.200', SIZE: '100' })).rejects.toThrow(new RegExp(`overlaps range ${a.PGIPAM_RANGE_ID} \\(IP4 172.16.0.0 - 172.16.0.255.*remove it with "pgipam range rm ${a.PGIPAM_RANGE_ID}"`));
+    await expect(register({ TYPE: 'IP4', IP: '172.16.0.200', SIZE: '100' })).rejects.toThrow(
+      new RegExp(
+        `overlaps range ${a.PGIPAM_RANGE_ID} \\(IP4 172.16.0.0 - 172.16.0.255.*remove it with "pgipam range rm ${a.PGIPAM_RANGE_ID}"`,
+      ),
+    );
     await addSpace(t.db, 'vlan42', 'tenant VLAN 42', ctx);
     const b = await register({ TYPE: 'IP4', IP: '172.16.0.0', SIZE: '256', PGIPAM_SPACE: 'vlan42' });
     expect(b.PGIPAM_SPACE).toBe('vlan42');
@@ -134,7 +156,9 @@ describe('allocate_address and free_address', () => {
   it('allocates a given IP, refuses it again with the holder, frees one address out of a block', async () => {
     const ar = await register({ TYPE: 'IP4', IP: '10.20.0.0', SIZE: '32' });
     await alloc(ar, { IP: '10.20.0.7' });
-    await expect(alloc(ar, { IP: '10.20.0.7' })).rejects.toThrow(/10.20.0.7 is not free: 10.20.0.7 allocated by allocate_address since .* request t/);
+    await expect(alloc(ar, { IP: '10.20.0.7' })).rejects.toThrow(
+      /10.20.0.7 is not free: 10.20.0.7 allocated by allocate_address since .* request t/,
+    );
     await expect(alloc(ar, { IP: '10.20.0.5', SIZE: '4' })).rejects.toThrow(/not free/);
     const block = await get(ar, 4);
     expect(block.ip).toBe('10.20.0.0');
@@ -217,7 +241,9 @@ describe('scale: no scan over leases or addresses', () => {
     expect((await get(big, 1000)).ip).toBe('11.0.0.0');
     await alloc(big, { IP: '11.255.255.255' });
     expect((await get(big)).ip).toBe('11.0.3.232');
-    await expect(register({ TYPE: 'IP6_STATIC', IP6: '2001:db8:ffff::', PREFIX_LENGTH: '64', SIZE: String(2 ** 32) })).rejects.toThrow(/AR SIZE 4294967296 is above the maximum of 4294967295/);
+    await expect(register({ TYPE: 'IP6_STATIC', IP6: '2001:db8:ffff::', PREFIX_LENGTH: '64', SIZE: String(2 ** 32) })).rejects.toThrow(
+      /AR SIZE 4294967296 is above the maximum of 4294967295/,
+    );
     const huge = await register({ TYPE: 'IP6_STATIC', IP6: '2001:db8:ffff::', PREFIX_LENGTH: '64' });
     expect(huge.SIZE).toBe('4294967295');
     await alloc(huge, { IP6: '2001:db8:ffff::ffff:fffe' });
@@ -232,13 +258,18 @@ describe('the database enforces the invariants itself', () => {
   it('refuses overlapping ranges, overlapping leases and leases outside their range in raw SQL', async () => {
     const ar = await register({ TYPE: 'IP4', IP: '10.50.0.0', SIZE: '8' });
     const id = Number(ar.PGIPAM_RANGE_ID);
-    await expect(t.db.query(`insert into pgipam.address_range (space_id, ar_type, size, ip4_first) values (1, 'IP4', 4, $1)`, [parseIPv4('10.50.0.6')]))
-      .rejects.toMatchObject({ code: '23P01', constraint: 'address_range_ip4_no_overlap' });
+    await expect(
+      t.db.query(`insert into pgipam.address_range (space_id, ar_type, size, ip4_first) values (1, 'IP4', 4, $1)`, [
+        parseIPv4('10.50.0.6'),
+      ]),
+    ).rejects.toMatchObject({ code: '23P01', constraint: 'address_range_ip4_no_overlap' });
     await t.db.query(`insert into pgipam.lease (range_id, first_idx, last_idx, kind) values ($1, 2, 3, 'lease')`, [id]);
-    await expect(t.db.query(`insert into pgipam.lease (range_id, first_idx, last_idx, kind) values ($1, 3, 3, 'lease')`, [id]))
-      .rejects.toMatchObject({ code: '23P01', constraint: 'lease_no_overlap' });
-    await expect(t.db.query(`insert into pgipam.lease (range_id, first_idx, last_idx, kind) values ($1, 8, 8, 'lease')`, [id]))
-      .rejects.toMatchObject({ code: '23514' });
+    await expect(
+      t.db.query(`insert into pgipam.lease (range_id, first_idx, last_idx, kind) values ($1, 3, 3, 'lease')`, [id]),
+    ).rejects.toMatchObject({ code: '23P01', constraint: 'lease_no_overlap' });
+    await expect(
+      t.db.query(`insert into pgipam.lease (range_id, first_idx, last_idx, kind) values ($1, 8, 8, 'lease')`, [id]),
+    ).rejects.toMatchObject({ code: '23514' });
     await expect(t.db.query(`update pgipam.address_range set size = 100 where id = $1`, [id])).rejects.toMatchObject({ code: '23514' });
     await expect(t.db.query(`delete from pgipam.history`)).rejects.toMatchObject({ code: '42501' });
   });

@@ -30,14 +30,18 @@ afterAll(async () => {
 });
 
 async function holdCommits(on: boolean) {
-  await admin.query(on ? `alter system set synchronous_standby_names = 'pgipam_no_such_standby'` : 'alter system reset synchronous_standby_names');
+  await admin.query(
+    on ? `alter system set synchronous_standby_names = 'pgipam_no_such_standby'` : 'alter system reset synchronous_standby_names',
+  );
   await admin.query('select pg_reload_conf()');
   await new Promise((r) => setTimeout(r, 200));
 }
 
 async function killAction(): Promise<number> {
   for (let i = 0; i < 50; i++) {
-    const { rows } = await admin.query(`select pg_terminate_backend(pid) as t from pg_stat_activity where application_name = 'pgipam/test' and wait_event = 'SyncRep'`);
+    const { rows } = await admin.query(
+      `select pg_terminate_backend(pid) as t from pg_stat_activity where application_name = 'pgipam/test' and wait_event = 'SyncRep'`,
+    );
     if (rows.length) return rows.length;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -46,8 +50,15 @@ async function killAction(): Promise<number> {
 
 describe('commit outcome after a lost connection', () => {
   it('reports a lease that committed as given, even though the acknowledgement was lost', async () => {
-    const { reply: ar } = await registerAddressRange(admin, { ar: { TYPE: 'IP4', IP: '10.0.0.0', SIZE: '16', IPAM_MAD: 'pgipam' }, address: {} }, ctx);
-    const db = await connect({ ...loadConfig({ PGIPAM_DATABASE_URL: server.url, PGIPAM_CONFIG: '/dev/null', PGIPAM_ACTION_TIMEOUT_MS: '8000' }) }, { applicationName: 'pgipam/test' });
+    const { reply: ar } = await registerAddressRange(
+      admin,
+      { ar: { TYPE: 'IP4', IP: '10.0.0.0', SIZE: '16', IPAM_MAD: 'pgipam' }, address: {} },
+      ctx,
+    );
+    const db = await connect(
+      { ...loadConfig({ PGIPAM_DATABASE_URL: server.url, PGIPAM_CONFIG: '/dev/null', PGIPAM_ACTION_TIMEOUT_MS: '8000' }) },
+      { applicationName: 'pgipam/test' },
+    );
     db.on('error', () => {});
     await holdCommits(true);
     const leasing = getAddress(db, { ar, address: { SIZE: '1' } }, ctx);
@@ -60,17 +71,29 @@ describe('commit outcome after a lost connection', () => {
   });
 
   it('reports a transaction that died before its commit record as failed, leaving nothing', async () => {
-    const { reply: ar } = await registerAddressRange(admin, { ar: { TYPE: 'IP4', IP: '10.1.0.0', SIZE: '16', IPAM_MAD: 'pgipam' }, address: {} }, ctx);
-    const db = await connect({ ...loadConfig({ PGIPAM_DATABASE_URL: server.url, PGIPAM_CONFIG: '/dev/null' }) }, { applicationName: 'pgipam/test' });
+    const { reply: ar } = await registerAddressRange(
+      admin,
+      { ar: { TYPE: 'IP4', IP: '10.1.0.0', SIZE: '16', IPAM_MAD: 'pgipam' }, address: {} },
+      ctx,
+    );
+    const db = await connect(
+      { ...loadConfig({ PGIPAM_DATABASE_URL: server.url, PGIPAM_CONFIG: '/dev/null' }) },
+      { applicationName: 'pgipam/test' },
+    );
     db.on('error', () => {});
     // kill the backend while the transaction waits for the range lock, before it can commit
     await admin.query('begin');
     await admin.query('select * from pgipam.address_range where id = $1 for update', [ar.PGIPAM_RANGE_ID]);
-    const leasing = getAddress(db, { ar, address: { SIZE: '1' } }, ctx).then(() => null, (e: Error) => e);
+    const leasing = getAddress(db, { ar, address: { SIZE: '1' } }, ctx).then(
+      () => null,
+      (e: Error) => e,
+    );
     await new Promise((r) => setTimeout(r, 300));
     const other = new pg.Client({ connectionString: server.url });
     await other.connect();
-    const { rows: killed } = await other.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgipam/test'`);
+    const { rows: killed } = await other.query(
+      `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgipam/test'`,
+    );
     expect(killed).toHaveLength(1);
     await other.end();
     await admin.query('rollback');

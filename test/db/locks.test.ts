@@ -46,7 +46,15 @@ describe('one lock order', () => {
           switch ((w + round) % 5) {
             case 0:
             case 1:
-              live.push((await registerAddressRange(c as never, { ar: { IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '12', PGIPAM_POOL: 'contended' }, address: {} }, ctx)).reply);
+              live.push(
+                (
+                  await registerAddressRange(
+                    c as never,
+                    { ar: { IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '12', PGIPAM_POOL: 'contended' }, address: {} },
+                    ctx,
+                  )
+                ).reply,
+              );
               break;
             case 2: {
               const ar = live.shift();
@@ -55,7 +63,13 @@ describe('one lock order', () => {
             }
             case 3:
               // spans the pool's free space and several ranges at once
-              await reserve(c as never, `10.120.0.${(round * 7) % 200}-10.120.0.${((round * 7) % 200) + 40}`, `contention ${w}`, 'default', ctx);
+              await reserve(
+                c as never,
+                `10.120.0.${(round * 7) % 200}-10.120.0.${((round * 7) % 200) + 40}`,
+                `contention ${w}`,
+                'default',
+                ctx,
+              );
               await unreserve(c as never, `10.120.0.0/24`, 'default', ctx);
               break;
             case 4: {

@@ -15,16 +15,21 @@ afterAll(async () => t?.drop());
 describe('migrations', () => {
   it('the embedded SQL matches src/db/migrations', () => {
     const dir = path.resolve(__dirname, '../../src/db/migrations');
-    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+    const files = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.sql'))
+      .sort();
     expect(MIGRATIONS.map((m) => fs.readFileSync(path.join(dir, files[m.id - 1]!), 'utf8'))).toEqual(MIGRATIONS.map((m) => m.sql));
   });
   it('refuses to run actions before migrate, then migrates once even from many clients at once', async () => {
     await expect(checkSchemaAndPlatform(t.db)).rejects.toThrow(/run "pgipam migrate"/);
-    const clients = await Promise.all(Array.from({ length: 10 }, async () => {
-      const c = new pg.Client({ connectionString: t.url });
-      await c.connect();
-      return c;
-    }));
+    const clients = await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const c = new pg.Client({ connectionString: t.url });
+        await c.connect();
+        return c;
+      }),
+    );
     const results = await Promise.all(clients.map((c) => migrate(c)));
     await Promise.all(clients.map((c) => c.end()));
     expect(results.filter((r) => r.applied.length > 0)).toHaveLength(1);

@@ -40,12 +40,35 @@ describe('IPv4 subnet layout', () => {
 
 describe('carving from a pool', () => {
   it('carves the smallest aligned free subnet and replies with the network attributes', async () => {
-    await addPool(t.db, 'cloud', { prefixes: ['10.20.0.0/16', '2001:db8:100::/48'], dns: '10.20.0.2 10.20.0.3', searchDomain: 'cloud.example', mtu: 1450, vlanId: 120, isDefault: true, extra: { OWNER: 'ops team' } }, ctx);
+    await addPool(
+      t.db,
+      'cloud',
+      {
+        prefixes: ['10.20.0.0/16', '2001:db8:100::/48'],
+        dns: '10.20.0.2 10.20.0.3',
+        searchDomain: 'cloud.example',
+        mtu: 1450,
+        vlanId: 120,
+        isDefault: true,
+        extra: { OWNER: 'ops team' },
+      },
+      ctx,
+    );
     const ar = await register({ TYPE: 'IP4', SIZE: '100' });
     expect(ar).toMatchObject({
-      TYPE: 'IP4', IP: '10.20.0.2', SIZE: '100', NETWORK_ADDRESS: '10.20.0.0', NETWORK_MASK: '255.255.255.128', GATEWAY: '10.20.0.1',
-      DNS: '10.20.0.2 10.20.0.3', SEARCH_DOMAIN: 'cloud.example', GUEST_MTU: '1450', VLAN_ID: '120', OWNER: 'ops team',
-      PGIPAM_POOL: 'cloud', PGIPAM_SUBNET: '10.20.0.0/25',
+      TYPE: 'IP4',
+      IP: '10.20.0.2',
+      SIZE: '100',
+      NETWORK_ADDRESS: '10.20.0.0',
+      NETWORK_MASK: '255.255.255.128',
+      GATEWAY: '10.20.0.1',
+      DNS: '10.20.0.2 10.20.0.3',
+      SEARCH_DOMAIN: 'cloud.example',
+      GUEST_MTU: '1450',
+      VLAN_ID: '120',
+      OWNER: 'ops team',
+      PGIPAM_POOL: 'cloud',
+      PGIPAM_SUBNET: '10.20.0.0/25',
     });
     const next = await register({ TYPE: 'IP4', SIZE: '200', PGIPAM_POOL: 'cloud' });
     expect(next.PGIPAM_SUBNET).toBe('10.20.1.0/24');
@@ -101,11 +124,18 @@ describe('carving from a pool', () => {
     const x = await register({ TYPE: 'IP4', IP: '172.30.1.0', SIZE: '256', NETWORK_MASK: '255.255.255.0' });
     expect(x).toMatchObject({ PGIPAM_POOL: 'lab', PGIPAM_SUBNET: '172.30.1.0/24' });
     // carving now skips 172.30.1.0/24
-    const carved = [await register({ TYPE: 'IP4', SIZE: '254', PGIPAM_POOL: 'lab' }), await register({ TYPE: 'IP4', SIZE: '254', PGIPAM_POOL: 'lab' })];
+    const carved = [
+      await register({ TYPE: 'IP4', SIZE: '254', PGIPAM_POOL: 'lab' }),
+      await register({ TYPE: 'IP4', SIZE: '254', PGIPAM_POOL: 'lab' }),
+    ];
     expect(carved.map((c) => c.PGIPAM_SUBNET)).toEqual(['172.30.0.0/24', '172.30.2.0/24']);
-    await expect(register({ TYPE: 'IP4', IP: '172.30.2.10', SIZE: '5', PGIPAM_SPACE: 'default' })).rejects.toThrow(/172\.30\.2\.10\/31 of pool "lab" is already taken by range \d+|overlaps range/);
+    await expect(register({ TYPE: 'IP4', IP: '172.30.2.10', SIZE: '5', PGIPAM_SPACE: 'default' })).rejects.toThrow(
+      /172\.30\.2\.10\/31 of pool "lab" is already taken by range \d+|overlaps range/,
+    );
     await expect(register({ TYPE: 'IP4', IP: '172.30.3.250', SIZE: '10' })).rejects.toThrow(/straddles the edge of a pool prefix/);
-    await expect(register({ TYPE: 'IP4', IP: '172.30.3.0', SIZE: '10', PGIPAM_POOL: 'cloud' })).rejects.toThrow(/172\.30\.3\.0 lies in pool lab, not in PGIPAM_POOL cloud/);
+    await expect(register({ TYPE: 'IP4', IP: '172.30.3.0', SIZE: '10', PGIPAM_POOL: 'cloud' })).rejects.toThrow(
+      /172\.30\.3\.0 lies in pool lab, not in PGIPAM_POOL cloud/,
+    );
     expect(await checkConsistency(t.db)).toEqual([]);
   });
 
@@ -145,14 +175,21 @@ describe('reservations, holds, find and history', () => {
     await reserve(t.db, '10.50.0.10-10.50.0.12', 'routers', 'dc2', ctx);
     const ar = await register({ TYPE: 'IP4', SIZE: '30', PGIPAM_POOL: 'dc2pool' });
     expect(ar.PGIPAM_SUBNET).toBe('10.50.0.0/27');
-    await expect(allocateAddress(t.db, { ar, address: { IP: '10.50.0.11', SIZE: '1' } }, ctx)).rejects.toThrow(/reserved by an operator \(routers\)/);
+    await expect(allocateAddress(t.db, { ar, address: { IP: '10.50.0.11', SIZE: '1' } }, ctx)).rejects.toThrow(
+      /reserved by an operator \(routers\)/,
+    );
     await allocateAddress(t.db, { ar, address: { IP: '10.50.0.20', SIZE: '1' } }, ctx);
     await expect(reserve(t.db, '10.50.0.20', 'appliance', 'dc2', ctx)).rejects.toThrow(/cannot reserve 10\.50\.0\.20: it is allocated/);
     const r = await reserve(t.db, '10.50.0.21', 'hardware appliance', 'dc2', ctx);
     expect(r.inRanges).toEqual([{ rangeId: Number(ar.PGIPAM_RANGE_ID), count: 1 }]);
     expect(r.inPools).toEqual([{ pool: 'dc2pool', count: '1' }]);
     const found = await find(t.db, '10.50.0.21');
-    expect(found.matches[0]).toMatchObject({ space: 'dc2', pool: 'dc2pool', poolReservation: 'hardware appliance', lease: { kind: 'reservation', note: 'hardware appliance' } });
+    expect(found.matches[0]).toMatchObject({
+      space: 'dc2',
+      pool: 'dc2pool',
+      poolReservation: 'hardware appliance',
+      lease: { kind: 'reservation', note: 'hardware appliance' },
+    });
     const rng = await showRange(t.db, Number(ar.PGIPAM_RANGE_ID));
     expect(rng.byKind).toMatchObject({ reservation: 4, allocation: 1 });
     expect(rangeMapText(await rangeCells(t.db, rng.range))).toHaveLength(30);
@@ -183,7 +220,19 @@ describe('reservations, holds, find and history', () => {
   it('keeps one history row per change, append-only', async () => {
     const rows = await history(t.db, { limit: 1000 });
     const events = new Set(rows.map((r) => r.event));
-    for (const e of ['pool_created', 'pool_changed', 'pool_removed', 'space_created', 'range_registered', 'range_unregistered', 'address_leased', 'address_allocated', 'address_freed', 'address_reserved', 'address_unreserved']) {
+    for (const e of [
+      'pool_created',
+      'pool_changed',
+      'pool_removed',
+      'space_created',
+      'range_registered',
+      'range_unregistered',
+      'address_leased',
+      'address_allocated',
+      'address_freed',
+      'address_reserved',
+      'address_unreserved',
+    ]) {
       expect(events).toContain(e);
     }
     expect(rows.find((r) => r.event === 'address_allocated')).toMatchObject({ platform: 'default', requestId: 'r1' });

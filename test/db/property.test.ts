@@ -30,7 +30,11 @@ async function expectConsistent(where: string) {
 describe(`random sequences (seed ${SEED}; replay with PGIPAM_PROPERTY_SEED=${SEED})`, () => {
   it('a range: 400 random gets, allocates and frees keep leases and free extents exact', async () => {
     const rng = makeRng(SEED);
-    const { reply: ar } = await registerAddressRange(t.db, { ar: { TYPE: 'IP4', IP: '10.0.0.0', SIZE: '64', IPAM_MAD: 'pgipam' }, address: {} }, ctx);
+    const { reply: ar } = await registerAddressRange(
+      t.db,
+      { ar: { TYPE: 'IP4', IP: '10.0.0.0', SIZE: '64', IPAM_MAD: 'pgipam' }, address: {} },
+      ctx,
+    );
     const held = new Set<number>();
     for (let step = 0; step < 400; step++) {
       const op = rng.int(0, 2);
@@ -58,7 +62,9 @@ describe(`random sequences (seed ${SEED}; replay with PGIPAM_PROPERTY_SEED=${SEE
       await expectConsistent(`range step ${step}`);
     }
     for (const i of held) await freeAddress(t.db, { ar, address: { IP: formatIPv4(parseIPv4('10.0.0.0') + i), SIZE: '1' } }, ctx);
-    const { rows } = await t.db.query('select first_idx::int, last_idx::int from pgipam.free_extent where range_id = $1', [ar.PGIPAM_RANGE_ID]);
+    const { rows } = await t.db.query('select first_idx::int, last_idx::int from pgipam.free_extent where range_id = $1', [
+      ar.PGIPAM_RANGE_ID,
+    ]);
     expect(rows).toEqual([{ first_idx: 0, last_idx: 63 }]);
   });
 
@@ -73,11 +79,25 @@ describe(`random sequences (seed ${SEED}; replay with PGIPAM_PROPERTY_SEED=${SEE
           await unregisterAddressRange(t.db, { ar, address: {} }, ctx);
         } else if (rng.chance(0.75)) {
           const size = rng.pick([1, 2, 5, 13, 30, 60, 100, 250, 500]);
-          live.push((await registerAddressRange(t.db, { ar: { TYPE: 'IP4', SIZE: String(size), PGIPAM_POOL: 'prop', IPAM_MAD: 'pgipam' }, address: {} }, ctx)).reply);
+          live.push(
+            (
+              await registerAddressRange(
+                t.db,
+                { ar: { TYPE: 'IP4', SIZE: String(size), PGIPAM_POOL: 'prop', IPAM_MAD: 'pgipam' }, address: {} },
+                ctx,
+              )
+            ).reply,
+          );
         } else {
           const len = rng.int(24, 29);
           const net = parseIPv4('10.64.0.0') + rng.int(0, 2 ** (len - 20) - 1) * 2 ** (32 - len);
-          const ar = { TYPE: 'IP4', IP: formatIPv4(net + 1), SIZE: String(2 ** (32 - len) - 2), NETWORK_ADDRESS: `${formatIPv4(net)}/${len}`, IPAM_MAD: 'pgipam' };
+          const ar = {
+            TYPE: 'IP4',
+            IP: formatIPv4(net + 1),
+            SIZE: String(2 ** (32 - len) - 2),
+            NETWORK_ADDRESS: `${formatIPv4(net)}/${len}`,
+            IPAM_MAD: 'pgipam',
+          };
           live.push((await registerAddressRange(t.db, { ar, address: {} }, ctx)).reply);
         }
       } catch (e) {
@@ -86,7 +106,9 @@ describe(`random sequences (seed ${SEED}; replay with PGIPAM_PROPERTY_SEED=${SEE
       await expectConsistent(`pool step ${step}`);
     }
     for (const ar of live) await unregisterAddressRange(t.db, { ar, address: {} }, ctx);
-    const { rows } = await t.db.query(`select f.network::text, f.prefix_length from pgipam.pool_free_block f join pgipam.pool p on p.id = f.pool_id where p.name = 'prop'`);
+    const { rows } = await t.db.query(
+      `select f.network::text, f.prefix_length from pgipam.pool_free_block f join pgipam.pool p on p.id = f.pool_id where p.name = 'prop'`,
+    );
     expect(rows).toEqual([{ network: String(parseIPv4('10.64.0.0')), prefix_length: 20 }]);
   });
 });

@@ -14,7 +14,13 @@ const CLI = path.join(ROOT, 'build/pgipam.mjs');
 const role = `pgipam_cli_${crypto.randomBytes(3).toString('hex')}`;
 
 async function cli(args: string[], extraEnv: Record<string, string> = {}) {
-  const r = await execa(process.execPath, [CLI, ...args], { reject: false, extendEnv: false, env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', PGIPAM_DATABASE_URL: t.url, ...extraEnv }, timeout: 30_000, stripFinalNewline: false });
+  const r = await execa(process.execPath, [CLI, ...args], {
+    reject: false,
+    extendEnv: false,
+    env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', PGIPAM_DATABASE_URL: t.url, ...extraEnv },
+    timeout: 30_000,
+    stripFinalNewline: false,
+  });
   return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -40,10 +46,29 @@ describe('pgipam CLI', () => {
   });
 
   it('defines a pool, shows it with a map, and lists it as JSON', async () => {
-    const add = await cli(['pool', 'add', 'cloud', '--prefix', '10.20.0.0/16', '--prefix', '2001:db8:100::/48', '--dns', '10.20.0.2', '--vlan', '120', '--default', '--attr', 'OWNER=ops']);
+    const add = await cli([
+      'pool',
+      'add',
+      'cloud',
+      '--prefix',
+      '10.20.0.0/16',
+      '--prefix',
+      '2001:db8:100::/48',
+      '--dns',
+      '10.20.0.2',
+      '--vlan',
+      '120',
+      '--default',
+      '--attr',
+      'OWNER=ops',
+    ]);
     expect(add.stderr).toBe('');
     expect(add).toMatchObject({ code: 0, stdout: 'created pool cloud in space default\n' });
-    const reg = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '4000' }), EMPTY_ADDRESS)), { PGIPAM_DATABASE_URL: t.url });
+    const reg = await runActionProcess(
+      'register_address_range',
+      toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '4000' }), EMPTY_ADDRESS)),
+      { PGIPAM_DATABASE_URL: t.url },
+    );
     expect(parseTemplate(reg.stdout).values).toMatchObject({ PGIPAM_SUBNET: '10.20.0.0/20', VLAN_ID: '120', OWNER: 'ops' });
     const show = await cli(['pool', 'show', 'cloud']);
     expect(show.stdout).toContain('10.20.0.0/16: 4096 carved, 0 reserved, 61440 free of 65536 (6.25% used)');
@@ -56,7 +81,9 @@ describe('pgipam CLI', () => {
     const ranges = JSON.parse((await cli(['range', 'list', '--json'])).stdout);
     expect(ranges).toHaveLength(1);
     const ar = storedAr(ranges[0].attrs, 0);
-    await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 3 }))), { PGIPAM_DATABASE_URL: t.url }, ['41']);
+    await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 3 }))), { PGIPAM_DATABASE_URL: t.url }, [
+      '41',
+    ]);
     const show = await cli(['range', 'show', String(ranges[0].id)]);
     expect(show.stdout).toMatch(/size 4000 {2}used 3/);
     expect(show.stdout).toMatch(/10\.20\.0\.2 +10\.20\.0\.4 +3 +lease/);
@@ -64,12 +91,16 @@ describe('pgipam CLI', () => {
     expect(found.stdout).toMatch(/space default {2}pool cloud {2}range \d+ \(IP4 10\.20\.0\.2 - 10\.20\.15\.161, platform default\)/);
     expect(found.stdout).toMatch(/lease of 10\.20\.0\.2 - 10\.20\.0\.4 since \S+, request 41/);
     expect(found.stdout).toMatch(/address_leased/);
-    expect((await cli(['reserve', '10.20.0.10-10.20.0.11', '--reason', 'core routers'])).stdout).toMatch(/reserved 10\.20\.0\.10-10\.20\.0\.11: 2 in range \d+, 2 in pool cloud/);
+    expect((await cli(['reserve', '10.20.0.10-10.20.0.11', '--reason', 'core routers'])).stdout).toMatch(
+      /reserved 10\.20\.0\.10-10\.20\.0\.11: 2 in range \d+, 2 in pool cloud/,
+    );
     expect((await cli(['lease', 'list', '--kind', 'reservation'])).stdout).toMatch(/core routers/);
     const hist = await cli(['history', '--since', '1h']);
     expect(hist.stdout).toMatch(/address_reserved/);
     expect(hist.stdout).toMatch(/range_registered/);
-    expect((await cli(['unreserve', '10.20.0.10-10.20.0.11'])).stdout).toMatch(/released 2 reserved addresses in ranges and 1 pool reservations/);
+    expect((await cli(['unreserve', '10.20.0.10-10.20.0.11'])).stdout).toMatch(
+      /released 2 reserved addresses in ranges and 1 pool reservations/,
+    );
   });
 
   it('adds a platform with a password from the environment, never from argv', async () => {
@@ -84,7 +115,10 @@ describe('pgipam CLI', () => {
   it('fails with one clear line and a non-zero exit', async () => {
     for (const [args, re] of [
       [['pool', 'show', 'nope'], /^pgipam: no pool "nope"\n$/],
-      [['pool', 'add', 'bad', '--prefix', '10.0.0.1/8'], /^pgipam: prefix 10\.0\.0\.1\/8 has host bits set; did you mean 10\.0\.0\.0\/8\?\n$/],
+      [
+        ['pool', 'add', 'bad', '--prefix', '10.0.0.1/8'],
+        /^pgipam: prefix 10\.0\.0\.1\/8 has host bits set; did you mean 10\.0\.0\.0\/8\?\n$/,
+      ],
       [['pool', 'rm', 'cloud'], /^pgipam: pool "cloud" still has 1 ranges/],
       [['range', 'rm', '1'], /^pgipam: range 1 .* still has 3 leased addresses: use --force/],
       [['reserve', '10.20.0.3', '--reason', 'x'], /^pgipam: cannot reserve 10\.20\.0\.3: it is leased/],
@@ -106,7 +140,9 @@ describe('pgipam CLI', () => {
     await t.db.query(`delete from pgipam.pool_free_block where ctid = (select ctid from pgipam.pool_free_block limit 1)`);
     const r = await cli(['check']);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^2 problems:\n {2}range \d+: \d+ leased \+ \d+ free != size 4000\n {2}pool cloud: free blocks \+ subnets = \d+, prefixes = \d+\n$/);
+    expect(r.stdout).toMatch(
+      /^2 problems:\n {2}range \d+: \d+ leased \+ \d+ free != size 4000\n {2}pool cloud: free blocks \+ subnets = \d+, prefixes = \d+\n$/,
+    );
     expect(r.stderr).toBe('pgipam: 2 consistency problems found\n');
   });
 

@@ -26,7 +26,12 @@ async function database(label: string): Promise<{ t: TestDb; env: Record<string,
 }
 
 async function cli(env: Record<string, string>, args: string[]) {
-  const r = await execa(process.execPath, [CLI, ...args], { reject: false, extendEnv: false, env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', ...env }, timeout: 30_000 });
+  const r = await execa(process.execPath, [CLI, ...args], {
+    reject: false,
+    extendEnv: false,
+    env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', ...env },
+    timeout: 30_000,
+  });
   return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -43,7 +48,9 @@ const requests = fs
 describe('the requests a real oned sent', () => {
   it('are all there: every action, in order, with the exit codes oned saw', () => {
     expect(requests).toHaveLength(22);
-    expect(new Set(requests.map((r) => r.action))).toEqual(new Set(['register_address_range', 'unregister_address_range', 'get_address', 'allocate_address', 'free_address']));
+    expect(new Set(requests.map((r) => r.action))).toEqual(
+      new Set(['register_address_range', 'unregister_address_range', 'get_address', 'allocate_address', 'free_address']),
+    );
     expect(requests.find((r) => r.id === '18')).toMatchObject({ action: 'allocate_address', rc: 255 });
     expect(requests.find((r) => r.id === '18')!.xml).toContain('<IP6>0</IP6>');
   });
@@ -62,7 +69,14 @@ describe('the requests a real oned sent', () => {
       expect({ id: r.id, exit: run.exitCode, reason: run.reason }).toEqual({ id: r.id, exit: expected, reason: '' });
       if (r.id === '10') {
         // oned stored the carved subnet pgipam chose then: the same subnet comes out now
-        expect(parseTemplate(run.stdout).values).toMatchObject({ IP: '10.80.0.2', SIZE: '30', GATEWAY: '10.80.0.1', PGIPAM_SUBNET: '10.80.0.0/26', VLAN_ID: '80', PGIPAM_RANGE_ID: '53' });
+        expect(parseTemplate(run.stdout).values).toMatchObject({
+          IP: '10.80.0.2',
+          SIZE: '30',
+          GATEWAY: '10.80.0.1',
+          PGIPAM_SUBNET: '10.80.0.0/26',
+          VLAN_ID: '80',
+          PGIPAM_RANGE_ID: '53',
+        });
       }
       if (r.id === '18') {
         // the VM's IPv6 is the one its MAC names (index 16), and pgipam shows the one lease under both
@@ -88,7 +102,16 @@ describe('the requests a real oned sent', () => {
 describe('an IP6_STATIC AR whose MAC oned chose after registration', () => {
   it('allocates and frees by MAC with the MAC only in later ARs, and find shows the lease by MAC and by IPv6', async () => {
     const { t, env } = await database('mac_later');
-    const reg = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP6_STATIC', IP6: '2001:db8:77::10', PREFIX_LENGTH: '64', SIZE: '64' }), EMPTY_ADDRESS)), env);
+    const reg = await runActionProcess(
+      'register_address_range',
+      toBase64(
+        actionData(
+          arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP6_STATIC', IP6: '2001:db8:77::10', PREFIX_LENGTH: '64', SIZE: '64' }),
+          EMPTY_ADDRESS,
+        ),
+      ),
+      env,
+    );
     expect([reg.exitCode, reg.reason]).toEqual([0, '']);
     const reply = parseTemplate(reg.stdout).values;
     expect(reply.MAC).toBeUndefined();
@@ -102,7 +125,11 @@ describe('an IP6_STATIC AR whose MAC oned chose after registration', () => {
       const m = (await find(t.db, q)).matches;
       expect(m.map((x) => [x.range?.id, x.index, x.lease?.kind])).toEqual([[Number(reply.PGIPAM_RANGE_ID), 5, 'allocation']]);
     }
-    const again = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(ar, 1), addressXml({ ...addr, ip6: '2001:db8:77::15' }))), env);
+    const again = await runActionProcess(
+      'allocate_address',
+      toBase64(actionData(arXmlFormB(ar, 1), addressXml({ ...addr, ip6: '2001:db8:77::15' }))),
+      env,
+    );
     expect(again.reason).toMatch(/^02:5e:1f:a0:33:05 is not free|^2001:db8:77::15 is not free/);
     const f = await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar, 1), addressXml(addr))), env);
     expect([f.exitCode, f.reason]).toEqual([0, '']);
@@ -112,18 +139,48 @@ describe('an IP6_STATIC AR whose MAC oned chose after registration', () => {
 
   it('keeps accepting a correct IP6 (a fixed oned, or a person), and refuses fields that disagree, naming both, changing nothing', async () => {
     const { t, env } = await database('ip6_fields');
-    const reg = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4_6_STATIC', IP: '10.77.0.10', IP6: '2001:db8:78::10', PREFIX_LENGTH: '64', SIZE: '32' }), EMPTY_ADDRESS)), env);
+    const reg = await runActionProcess(
+      'register_address_range',
+      toBase64(
+        actionData(
+          arXmlFormA({
+            IPAM_MAD: 'pgipam',
+            TYPE: 'IP4_6_STATIC',
+            IP: '10.77.0.10',
+            IP6: '2001:db8:78::10',
+            PREFIX_LENGTH: '64',
+            SIZE: '32',
+          }),
+          EMPTY_ADDRESS,
+        ),
+      ),
+      env,
+    );
     const ar = storedAr(parseTemplate(reg.stdout).values, 0);
-    const fixed = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(ar), addressXml(addressForIndex(ar, 3, 1, { fixedOned: true })))), env);
+    const fixed = await runActionProcess(
+      'allocate_address',
+      toBase64(actionData(arXmlFormB(ar), addressXml(addressForIndex(ar, 3, 1, { fixedOned: true })))),
+      env,
+    );
     expect([fixed.exitCode, fixed.reason]).toEqual([0, '']);
-    const quirk = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(ar), addressXml(addressForIndex(ar, 4, 1)))), env);
+    const quirk = await runActionProcess(
+      'allocate_address',
+      toBase64(actionData(arXmlFormB(ar), addressXml(addressForIndex(ar, 4, 1)))),
+      env,
+    );
     expect([quirk.exitCode, quirk.reason]).toEqual([0, '']);
     const before = await snapshot(t.db);
     const mixed = { ...addressForIndex(ar, 6, 1, { fixedOned: true }), ip6: '2001:db8:78::17' };
     const bad = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(ar), addressXml(mixed))), env);
     expect(bad.exitCode).toBe(255);
-    expect(bad.reason).toMatch(/^ADDRESS IP 10\.77\.0\.16 and IP6 2001:db8:78::17 name different addresses of range \d+ .*\(index 6, index 7\)$/);
-    const badMac = await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ...addressForIndex(ar, 3, 1), mac: '02:00:0a:4d:00:0e' }))), env);
+    expect(bad.reason).toMatch(
+      /^ADDRESS IP 10\.77\.0\.16 and IP6 2001:db8:78::17 name different addresses of range \d+ .*\(index 6, index 7\)$/,
+    );
+    const badMac = await runActionProcess(
+      'free_address',
+      toBase64(actionData(arXmlFormB(ar), addressXml({ ...addressForIndex(ar, 3, 1), mac: '02:00:0a:4d:00:0e' }))),
+      env,
+    );
     expect(badMac.exitCode).toBe(255);
     expect(badMac.reason).toMatch(/^ADDRESS IP 10\.77\.0\.13 and MAC 02:00:0a:4d:00:0e name different addresses/);
     expect(await snapshot(t.db)).toBe(before);
@@ -133,32 +190,56 @@ describe('an IP6_STATIC AR whose MAC oned chose after registration', () => {
 describe('an AR whose SIZE onevnet updatear changed without calling the driver', () => {
   it('is refused with a line that says what happened and the command that fixes it; range resize grows it; an overlapping resize is refused', async () => {
     const { t, env } = await database('updatear');
-    const reg = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', IP: '10.78.0.10', SIZE: '20' }), EMPTY_ADDRESS)), env);
+    const reg = await runActionProcess(
+      'register_address_range',
+      toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', IP: '10.78.0.10', SIZE: '20' }), EMPTY_ADDRESS)),
+      env,
+    );
     const ar = storedAr(parseTemplate(reg.stdout).values, 0);
     const id = ar.PGIPAM_RANGE_ID!;
-    const neighbour = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', IP: '10.78.0.50', SIZE: '10' }), EMPTY_ADDRESS)), env);
+    const neighbour = await runActionProcess(
+      'register_address_range',
+      toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', IP: '10.78.0.50', SIZE: '10' }), EMPTY_ADDRESS)),
+      env,
+    );
     expect(neighbour.exitCode).toBe(0);
     const grown = { ...ar, SIZE: '30' };
     // the first request that carries the AR's MAC records it; from then on a refusal changes nothing
     expect((await runActionProcess('get_address', toBase64(actionData(arXmlFormB(grown), addressXml({ size: 1 }))), env)).exitCode).toBe(0);
     const before = await snapshot(t.db);
-    const refused = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(grown), addressXml(addressForIndex(grown, 25, 1)))), env);
+    const refused = await runActionProcess(
+      'allocate_address',
+      toBase64(actionData(arXmlFormB(grown), addressXml(addressForIndex(grown, 25, 1)))),
+      env,
+    );
     expect(refused.exitCode).toBe(255);
-    expect(refused.reason).toBe(`10.78.0.35 is beyond the end of range ${id} (IP4 10.78.0.10 - 10.78.0.29, space default): the AR says SIZE 30 but pgipam registered 20 addresses for range ${id} ("onevnet updatear" changes SIZE without telling the IPAM driver): run "pgipam range resize ${id} --size 30"`);
+    expect(refused.reason).toBe(
+      `10.78.0.35 is beyond the end of range ${id} (IP4 10.78.0.10 - 10.78.0.29, space default): the AR says SIZE 30 but pgipam registered 20 addresses for range ${id} ("onevnet updatear" changes SIZE without telling the IPAM driver): run "pgipam range resize ${id} --size 30"`,
+    );
     // a free beyond the registered range has nothing to free, and must not keep oned's lease
-    const freeBeyond = await runActionProcess('free_address', toBase64(actionData(arXmlFormB(grown), addressXml(addressForIndex(grown, 25, 1)))), env);
+    const freeBeyond = await runActionProcess(
+      'free_address',
+      toBase64(actionData(arXmlFormB(grown), addressXml(addressForIndex(grown, 25, 1)))),
+      env,
+    );
     expect([freeBeyond.exitCode, freeBeyond.reason]).toEqual([0, '']);
     expect(await snapshot(t.db)).toBe(before);
 
     const overlap = await cli(env, ['range', 'resize', id, '--size', '50']);
     expect(overlap.code).toBe(1);
-    expect(overlap.stderr).toMatch(/^pgipam: growing range \d+ \(IP4 10\.78\.0\.10 - 10\.78\.0\.29, space default\) to 50 addresses would overlap range \d+ \(IP4 10\.78\.0\.50 - 10\.78\.0\.59/);
+    expect(overlap.stderr).toMatch(
+      /^pgipam: growing range \d+ \(IP4 10\.78\.0\.10 - 10\.78\.0\.29, space default\) to 50 addresses would overlap range \d+ \(IP4 10\.78\.0\.50 - 10\.78\.0\.59/,
+    );
     expect(await snapshot(t.db)).toBe(before);
 
     const resized = await cli(env, ['range', 'resize', id, '--size', '30']);
     expect([resized.code, resized.stdout.trim()]).toEqual([0, `resized range ${id} from 20 to 30 addresses`]);
     expect((await cli(env, ['range', 'resize', id, '--size', '30'])).stdout.trim()).toBe(`range ${id} already has 30 addresses`);
-    const ok = await runActionProcess('allocate_address', toBase64(actionData(arXmlFormB(grown), addressXml(addressForIndex(grown, 25, 1)))), env);
+    const ok = await runActionProcess(
+      'allocate_address',
+      toBase64(actionData(arXmlFormB(grown), addressXml(addressForIndex(grown, 25, 1)))),
+      env,
+    );
     expect([ok.exitCode, ok.reason]).toEqual([0, '']);
     // shrinking back would cut that allocation out: refused; the history says what was resized
     const shrink = await cli(env, ['range', 'resize', id, '--size', '20']);
@@ -172,7 +253,11 @@ describe('an AR whose SIZE onevnet updatear changed without calling the driver',
   it('grows a range in a pool only inside what it holds there, keeping the broadcast address reserved, and a raw size UPDATE is still refused', async () => {
     const { t, env } = await database('resize_pool');
     expect((await cli(env, ['pool', 'add', 'rz', '--prefix', '10.79.0.0/16'])).code).toBe(0);
-    const reg = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '20', PGIPAM_POOL: 'rz' }), EMPTY_ADDRESS)), env);
+    const reg = await runActionProcess(
+      'register_address_range',
+      toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '20', PGIPAM_POOL: 'rz' }), EMPTY_ADDRESS)),
+      env,
+    );
     const ar = parseTemplate(reg.stdout).values;
     expect(ar).toMatchObject({ IP: '10.79.0.2', PGIPAM_SUBNET: '10.79.0.0/27' });
     const id = ar.PGIPAM_RANGE_ID!;
@@ -182,10 +267,16 @@ describe('an AR whose SIZE onevnet updatear changed without calling the driver',
     const { rows } = await t.db.query(`select first_idx::int, kind, note from pgipam.lease where range_id = $1 order by first_idx`, [id]);
     expect(rows).toEqual([{ first_idx: 29, kind: 'reservation', note: 'broadcast address' }]);
     // an explicit AR inside the pool holds exactly its own addresses there
-    const explicit = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', IP: '10.79.1.10', SIZE: '10' }), EMPTY_ADDRESS)), env);
+    const explicit = await runActionProcess(
+      'register_address_range',
+      toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', IP: '10.79.1.10', SIZE: '10' }), EMPTY_ADDRESS)),
+      env,
+    );
     const eid = parseTemplate(explicit.stdout).values.PGIPAM_RANGE_ID!;
     const out = await cli(env, ['range', 'resize', eid, '--size', '11']);
-    expect(out.stderr).toMatch(/^pgipam: growing range \d+ .* to 11 addresses would take 10\.79\.1\.20 - 10\.79\.1\.20, which is not in the subnets it holds in its pool/);
+    expect(out.stderr).toMatch(
+      /^pgipam: growing range \d+ .* to 11 addresses would take 10\.79\.1\.20 - 10\.79\.1\.20, which is not in the subnets it holds in its pool/,
+    );
     await expect(t.db.query('update pgipam.address_range set size = 10 where id = $1', [id])).rejects.toMatchObject({ code: '23514' });
     expect(await checkConsistency(t.db)).toEqual([]);
   });

@@ -15,7 +15,11 @@ beforeAll(async () => {
 afterAll(async () => t?.drop());
 
 async function register(request: Record<string, string>) {
-  const r = await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...request }), EMPTY_ADDRESS)), env);
+  const r = await runActionProcess(
+    'register_address_range',
+    toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...request }), EMPTY_ADDRESS)),
+    env,
+  );
   expect(r.exitCode).toBe(0);
   return storedAr(parseTemplate(r.stdout).values, 0);
 }
@@ -44,15 +48,22 @@ describe('races between processes', () => {
   it('12 processes allocating the same address: exactly one wins', async () => {
     const ar = await register({ TYPE: 'IP4', IP: '10.201.0.0', SIZE: '8' });
     const input = toBase64(actionData(arXmlFormB(ar), addressXml(addressForIndex(ar, 3, 1))));
-    const runs = await Promise.all(Array.from({ length: 12 }, (_, i) => runActionProcess('allocate_address', input, env, [String(200 + i)])));
+    const runs = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => runActionProcess('allocate_address', input, env, [String(200 + i)])),
+    );
     expect(runs.filter((r) => r.exitCode === 0)).toHaveLength(1);
-    for (const r of runs.filter((x) => x.exitCode !== 0)) expect(r.reason).toMatch(/^10\.201\.0\.3 is not free: 10\.201\.0\.3 allocated by allocate_address/);
+    for (const r of runs.filter((x) => x.exitCode !== 0))
+      expect(r.reason).toMatch(/^10\.201\.0\.3 is not free: 10\.201\.0\.3 allocated by allocate_address/);
   });
 
   it('overlapping registrations racing: exactly one range wins', async () => {
     const runs = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
-        runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', IP: `10.202.0.${i * 8}`, SIZE: '64' }), EMPTY_ADDRESS)), env),
+        runActionProcess(
+          'register_address_range',
+          toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', IP: `10.202.0.${i * 8}`, SIZE: '64' }), EMPTY_ADDRESS)),
+          env,
+        ),
       ),
     );
     expect(runs.filter((r) => r.exitCode === 0)).toHaveLength(1);
@@ -65,9 +76,11 @@ describe('races between processes', () => {
     const jobs = [];
     for (let i = 0; i < 36; i++) {
       const ar = ars[i % 3]!;
-      jobs.push(i % 4 === 3
-        ? runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml(addressForIndex(ar, i % 16, 1)))), env)
-        : runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 + (i % 2) }))), env));
+      jobs.push(
+        i % 4 === 3
+          ? runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml(addressForIndex(ar, i % 16, 1)))), env)
+          : runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 + (i % 2) }))), env),
+      );
     }
     const runs = await Promise.all(jobs);
     for (const r of runs) if (r.exitCode !== 0) expect(r.reason).toMatch(/no free address|no block of 2/);

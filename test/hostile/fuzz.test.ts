@@ -56,7 +56,8 @@ describe(`fuzz (seed ${SEED}; replay with PGIPAM_FUZZ_SEED=${SEED})`, () => {
         const req = parseActionXml(decodePayload(c.input));
         for (const v of [...Object.values(req.ar), ...Object.values(req.address)]) expect(typeof v).toBe('string');
       } catch (e) {
-        if (!(e instanceof IpamError) || e.code !== 'BAD_REQUEST') throw new Error(`seed ${SEED} case ${i} (${c.description}): ${(e as Error).stack}`);
+        if (!(e instanceof IpamError) || e.code !== 'BAD_REQUEST')
+          throw new Error(`seed ${SEED} case ${i} (${c.description}): ${(e as Error).stack}`);
       }
       expect(Date.now() - started, `seed ${SEED} case ${i}`).toBeLessThan(500);
     }
@@ -76,7 +77,14 @@ describe(`fuzz (seed ${SEED}; replay with PGIPAM_FUZZ_SEED=${SEED})`, () => {
       const err = collect();
       let error: IpamError | undefined;
       const stdin = Readable.from([Buffer.from(c.input)]) as unknown as NodeJS.ReadStream;
-      const code = await executeAction(ACTION_DEFINITIONS[action], { argv: [String(i)], env, stdin, stdout: out.stream, stderr: err.stream, onError: (e) => (error = e) });
+      const code = await executeAction(ACTION_DEFINITIONS[action], {
+        argv: [String(i)],
+        env,
+        stdin,
+        stdout: out.stream,
+        stderr: err.stream,
+        onError: (e) => (error = e),
+      });
       const stdout = out.text();
       const reasons = reasonLines(err.text());
       expect(err.text(), where).toMatch(/^[\x0a\x20-\x7e]*$/);
@@ -106,7 +114,9 @@ describe(`fuzz (seed ${SEED}; replay with PGIPAM_FUZZ_SEED=${SEED})`, () => {
       return { action, c: mutate(rng, action, rng.pick(ars), rng.int(0, 70)) };
     });
     for (let i = 0; i < cases.length; i += 6) {
-      const runs = await Promise.all(cases.slice(i, i + 6).map(({ action, c }) => runActionProcess(action, c.input, { PGIPAM_DATABASE_URL: t.url })));
+      const runs = await Promise.all(
+        cases.slice(i, i + 6).map(({ action, c }) => runActionProcess(action, c.input, { PGIPAM_DATABASE_URL: t.url })),
+      );
       runs.forEach((r, j) => {
         const where = `seed ${SEED} exe case ${i + j} ${cases[i + j]!.action} (${cases[i + j]!.c.description})`;
         expect([0, 255], where).toContain(r.exitCode);

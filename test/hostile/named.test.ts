@@ -14,7 +14,8 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.drop());
 
-const register = (ar: Record<string, string>) => runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...ar }), EMPTY_ADDRESS)), env);
+const register = (ar: Record<string, string>) =>
+  runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...ar }), EMPTY_ADDRESS)), env);
 
 async function expectRefused(r: Awaited<ReturnType<typeof runActionProcess>>, re: RegExp, before: string) {
   expect(r.exitCode).toBe(255);
@@ -26,14 +27,65 @@ async function expectRefused(r: Awaited<ReturnType<typeof runActionProcess>>, re
 describe('hostile input through the executables', () => {
   it('refuses huge input, entity expansion, external entities, NUL bytes and duplicated elements', async () => {
     const before = await snapshot(t.db);
-    await expectRefused(await runActionProcess('get_address', 'A'.repeat(5 * 1024 * 1024), env), /^request is larger than 4194304 bytes$/, before);
-    const laughs = '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><IPAM_DRIVER_ACTION_DATA><AR><TYPE>&c;</TYPE></AR></IPAM_DRIVER_ACTION_DATA>';
+    await expectRefused(
+      await runActionProcess('get_address', 'A'.repeat(5 * 1024 * 1024), env),
+      /^request is larger than 4194304 bytes$/,
+      before,
+    );
+    const laughs =
+      '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><IPAM_DRIVER_ACTION_DATA><AR><TYPE>&c;</TYPE></AR></IPAM_DRIVER_ACTION_DATA>';
     await expectRefused(await runActionProcess('register_address_range', toBase64(laughs), env), /DOCTYPE or ENTITY declaration/, before);
-    await expectRefused(await runActionProcess('register_address_range', toBase64('<!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/shadow">]><IPAM_DRIVER_ACTION_DATA><AR><TYPE>&e;</TYPE></AR></IPAM_DRIVER_ACTION_DATA>'), env), /DOCTYPE or ENTITY declaration/, before);
-    await expectRefused(await runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ TYPE: 'IP4', IP: '10.9.0.0', SIZE: '4\u0000', IPAM_MAD: 'pgipam' }), EMPTY_ADDRESS)), env), /NUL byte/, before);
-    await expectRefused(await runActionProcess('register_address_range', toBase64('<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4</TYPE><IP>10.9.0.0</IP><IP>10.8.0.0</IP><SIZE>4</SIZE></AR></IPAM_DRIVER_ACTION_DATA>'), env), /AR\/IP appears more than once/, before);
-    await expectRefused(await runActionProcess('get_address', toBase64('<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4</TYPE></AR><ADDRESS><SIZE>1</SIZE></ADDRESS><ADDRESS><SIZE>2</SIZE></ADDRESS></IPAM_DRIVER_ACTION_DATA>'), env), /more than one ADDRESS/, before);
-    await expectRefused(await runActionProcess('get_address', toBase64('<IPAM_DRIVER_ACTION_DATA>' + '<X>'.repeat(100000) + '</X>'.repeat(100000) + '</IPAM_DRIVER_ACTION_DATA>'), env), /nested deeper than 4 levels/, before);
+    await expectRefused(
+      await runActionProcess(
+        'register_address_range',
+        toBase64(
+          '<!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/shadow">]><IPAM_DRIVER_ACTION_DATA><AR><TYPE>&e;</TYPE></AR></IPAM_DRIVER_ACTION_DATA>',
+        ),
+        env,
+      ),
+      /DOCTYPE or ENTITY declaration/,
+      before,
+    );
+    await expectRefused(
+      await runActionProcess(
+        'register_address_range',
+        toBase64(actionData(arXmlFormA({ TYPE: 'IP4', IP: '10.9.0.0', SIZE: '4\u0000', IPAM_MAD: 'pgipam' }), EMPTY_ADDRESS)),
+        env,
+      ),
+      /NUL byte/,
+      before,
+    );
+    await expectRefused(
+      await runActionProcess(
+        'register_address_range',
+        toBase64(
+          '<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4</TYPE><IP>10.9.0.0</IP><IP>10.8.0.0</IP><SIZE>4</SIZE></AR></IPAM_DRIVER_ACTION_DATA>',
+        ),
+        env,
+      ),
+      /AR\/IP appears more than once/,
+      before,
+    );
+    await expectRefused(
+      await runActionProcess(
+        'get_address',
+        toBase64(
+          '<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4</TYPE></AR><ADDRESS><SIZE>1</SIZE></ADDRESS><ADDRESS><SIZE>2</SIZE></ADDRESS></IPAM_DRIVER_ACTION_DATA>',
+        ),
+        env,
+      ),
+      /more than one ADDRESS/,
+      before,
+    );
+    await expectRefused(
+      await runActionProcess(
+        'get_address',
+        toBase64('<IPAM_DRIVER_ACTION_DATA>' + '<X>'.repeat(100000) + '</X>'.repeat(100000) + '</IPAM_DRIVER_ACTION_DATA>'),
+        env,
+      ),
+      /nested deeper than 4 levels/,
+      before,
+    );
   });
 
   it('stores and echoes quotes and SQL fragments in every attribute safely; refuses what templates cannot hold', async () => {
@@ -54,21 +106,59 @@ describe('hostile input through the executables', () => {
     expect(tables.rows[0].n).toBeGreaterThanOrEqual(12);
     const before = await snapshot(t.db);
     await expectRefused(await register({ TYPE: 'IP4', IP: '10.11.0.0', SIZE: '8', X: 'a]]>b' }), /attribute X contains "\]\]>"/, before);
-    await expectRefused(await register({ TYPE: 'IP4', IP: '10.11.0.0', SIZE: '8', X: 'two\nlines' }), /attribute X contains a newline/, before);
+    await expectRefused(
+      await register({ TYPE: 'IP4', IP: '10.11.0.0', SIZE: '8', X: 'two\nlines' }),
+      /attribute X contains a newline/,
+      before,
+    );
     await expectRefused(await register({ TYPE: 'IP4', IP: '10.11.0.0', SIZE: '8', X: 'trailing\\' }), /ends with a backslash/, before);
-    await expectRefused(await register({ TYPE: 'IP4', IP: '10.11.0.0', SIZE: '8', PGIPAM_SPACE: "x'; drop table pgipam.space; --" }), /^AR PGIPAM_SPACE "x.; drop table pgipam.space; --" must be 1-63 letters, digits/, before);
-    await expectRefused(await register({ TYPE: 'IP4', SIZE: '8', PGIPAM_POOL: "p' or 1=1 --" }), /^AR PGIPAM_POOL "p. or 1=1 --" must be 1-63 letters/, before);
-    await expectRefused(await runActionProcess('get_address', toBase64(actionData(arXmlFormB({ ...storedAr(reply, 0), PGIPAM_RANGE_ID: '1 or 1=1' }), addressXml({ size: 1 }))), env), /PGIPAM_RANGE_ID "1 or 1=1" is not a range id/, before);
+    await expectRefused(
+      await register({ TYPE: 'IP4', IP: '10.11.0.0', SIZE: '8', PGIPAM_SPACE: "x'; drop table pgipam.space; --" }),
+      /^AR PGIPAM_SPACE "x.; drop table pgipam.space; --" must be 1-63 letters, digits/,
+      before,
+    );
+    await expectRefused(
+      await register({ TYPE: 'IP4', SIZE: '8', PGIPAM_POOL: "p' or 1=1 --" }),
+      /^AR PGIPAM_POOL "p. or 1=1 --" must be 1-63 letters/,
+      before,
+    );
+    await expectRefused(
+      await runActionProcess(
+        'get_address',
+        toBase64(actionData(arXmlFormB({ ...storedAr(reply, 0), PGIPAM_RANGE_ID: '1 or 1=1' }), addressXml({ size: 1 }))),
+        env,
+      ),
+      /PGIPAM_RANGE_ID "1 or 1=1" is not a range id/,
+      before,
+    );
   });
 
   it('wrong types in every field end in a reply or one clean line', async () => {
     const base = { TYPE: 'IP4', IP: '10.12.0.0', SIZE: '4' };
-    for (const key of ['TYPE', 'IP', 'IP6', 'SIZE', 'MAC', 'PREFIX_LENGTH', 'GLOBAL_PREFIX', 'ULA_PREFIX', 'NETWORK_ADDRESS', 'NETWORK_MASK', 'GATEWAY', 'PGIPAM_HOLD_SECONDS', 'SHARED']) {
+    for (const key of [
+      'TYPE',
+      'IP',
+      'IP6',
+      'SIZE',
+      'MAC',
+      'PREFIX_LENGTH',
+      'GLOBAL_PREFIX',
+      'ULA_PREFIX',
+      'NETWORK_ADDRESS',
+      'NETWORK_MASK',
+      'GATEWAY',
+      'PGIPAM_HOLD_SECONDS',
+      'SHARED',
+    ]) {
       for (const value of ['-1', 'abc', '1.5', '1e9', '<x/>']) {
         const before = await snapshot(t.db);
         const r = await register({ ...base, [key]: value });
         if (r.exitCode === 0) {
-          await runActionProcess('unregister_address_range', toBase64(actionData(arXmlFormB(storedAr(parseTemplate(r.stdout).values, 0)), EMPTY_ADDRESS)), env);
+          await runActionProcess(
+            'unregister_address_range',
+            toBase64(actionData(arXmlFormB(storedAr(parseTemplate(r.stdout).values, 0)), EMPTY_ADDRESS)),
+            env,
+          );
         } else {
           expect(r.exitCode, `${key}=${value}`).toBe(255);
           expect(r.reason.length, `${key}=${value}`).toBeGreaterThan(5);
@@ -117,8 +207,13 @@ describe('faults and secrets', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     const port = (silent.address() as net.AddressInfo).port;
     try {
-      const r = await runActionProcess('get_address', xml, { PGIPAM_DATABASE_URL: `postgres://u:pw@127.0.0.1:${port}/x`, PGIPAM_CONNECT_TIMEOUT_MS: '1000' });
-      expect(r.reason).toMatch(/^cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/x \(from PGIPAM_DATABASE_URL\): no answer within connect_timeout_ms$/);
+      const r = await runActionProcess('get_address', xml, {
+        PGIPAM_DATABASE_URL: `postgres://u:pw@127.0.0.1:${port}/x`,
+        PGIPAM_CONNECT_TIMEOUT_MS: '1000',
+      });
+      expect(r.reason).toMatch(
+        /^cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/x \(from PGIPAM_DATABASE_URL\): no answer within connect_timeout_ms$/,
+      );
       expect(r.ms).toBeLessThan(8000); // connect_timeout_ms 1000 plus process start-up on a busy machine
     } finally {
       silent.close();
@@ -128,13 +223,18 @@ describe('faults and secrets', () => {
   it('a caller that never closes stdin cannot hold the process past action_timeout_ms', async () => {
     const { spawn } = await import('node:child_process');
     const started = Date.now();
-    const child = spawn(process.execPath, [`${REMOTES}/get_address`, '9'], { env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', PGIPAM_ACTION_TIMEOUT_MS: '1500' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [`${REMOTES}/get_address`, '9'], {
+      env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', PGIPAM_ACTION_TIMEOUT_MS: '1500' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     child.stdin.write('PElQQU1f');
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const code = await new Promise<number | null>((r) => child.on('close', r));
     expect(code).toBe(255);
-    expect(stderr).toBe('get_address gave up after 1500 ms (action_timeout_ms); nothing was committed (waiting for the request on stdin)\n');
+    expect(stderr).toBe(
+      'get_address gave up after 1500 ms (action_timeout_ms); nothing was committed (waiting for the request on stdin)\n',
+    );
     expect(Date.now() - started).toBeLessThan(6000);
     child.stdin.destroy();
   });
@@ -142,7 +242,11 @@ describe('faults and secrets', () => {
   it('never shows the password: not in errors, not in debug output, not in the history', async () => {
     const u = new URL(t.url);
     u.password = 'Sup3rSecretPw';
-    const r = await runActionProcess('get_address', toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ size: 1 }))), { PGIPAM_DATABASE_URL: u.toString(), PGIPAM_DEBUG: '1' });
+    const r = await runActionProcess(
+      'get_address',
+      toBase64(actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '4' }), addressXml({ size: 1 }))),
+      { PGIPAM_DATABASE_URL: u.toString(), PGIPAM_DEBUG: '1' },
+    );
     expect(r.exitCode).toBe(255);
     expect(r.stderr).toMatch(/DEBUG:/);
     expect(r.stderr).not.toMatch(/Sup3rSecretPw/);

@@ -36,7 +36,10 @@ async function fill(db: pg.Client, rangeId: number, size: number, count: number)
   const hole = `(i % 100 = 37)`;
   await db.query('begin');
   await db.query('delete from pgipam.free_extent where range_id = $1', [rangeId]);
-  await db.query(`insert into pgipam.lease (range_id, first_idx, last_idx, kind) select $1::int8, i, i, 'lease' from generate_series(0, $2::int8 - 1) i where not ${hole}`, [rangeId, count]);
+  await db.query(
+    `insert into pgipam.lease (range_id, first_idx, last_idx, kind) select $1::int8, i, i, 'lease' from generate_series(0, $2::int8 - 1) i where not ${hole}`,
+    [rangeId, count],
+  );
   await db.query(
     `insert into pgipam.free_extent (range_id, first_idx, last_idx)
      select $1::int8, i, i from generate_series(0, $2::int8 - 1) i where ${hole}
@@ -53,18 +56,30 @@ async function fill(db: pg.Client, rangeId: number, size: number, count: number)
 // 90% of a /8 carved into /24s (one range each), the free 10% as isolated /24s spread evenly (no
 // two free /24s are buddies, so nothing merges): the most fragmented a 90% full /8 can be at /24.
 async function fillPool8(db: pg.Client, pool: string): Promise<string> {
-  const { rows } = await db.query<{ id: string; space_id: string; network: string }>(`select p.id::text, p.space_id::text, x.network::text from pgipam.pool p join pgipam.pool_prefix x on x.pool_id = p.id where p.name = $1`, [pool]);
+  const { rows } = await db.query<{ id: string; space_id: string; network: string }>(
+    `select p.id::text, p.space_id::text, x.network::text from pgipam.pool p join pgipam.pool_prefix x on x.pool_id = p.id where p.name = $1`,
+    [pool],
+  );
   const { id, space_id: spaceId, network } = rows[0]!;
   await db.query('begin');
-  await db.query(`create temp table carved on commit drop as
-      select i, $1::int8 + i * 256 as net from generate_series(0, 65535) i where i % 10 <> 3`, [network]);
-  await db.query(`with r as (
+  await db.query(
+    `create temp table carved on commit drop as
+      select i, $1::int8 + i * 256 as net from generate_series(0, 65535) i where i % 10 <> 3`,
+    [network],
+  );
+  await db.query(
+    `with r as (
       insert into pgipam.address_range (space_id, ar_type, size, ip4_first, pool_id) select $1::int8, 'IP4', 253, net + 2, $2::int8 from carved returning id, ip4_first)
     insert into pgipam.pool_allocation (range_id, pool_id, space_id, family, network, prefix_length, last)
-    select id, $2::int8, $1::int8, 4, ip4_first - 2, 24, ip4_first + 253 from r`, [spaceId, id]);
+    select id, $2::int8, $1::int8, 4, ip4_first - 2, 24, ip4_first + 253 from r`,
+    [spaceId, id],
+  );
   await db.query('delete from pgipam.pool_free_block where pool_id = $1', [id]);
-  await db.query(`insert into pgipam.pool_free_block (pool_id, family, network, prefix_length)
-      select $1::int8, 4, $2::int8 + i * 256, 24 from generate_series(0, 65535) i where i % 10 = 3`, [id, network]);
+  await db.query(
+    `insert into pgipam.pool_free_block (pool_id, family, network, prefix_length)
+      select $1::int8, 4, $2::int8 + i * 256, 24 from generate_series(0, 65535) i where i % 10 = 3`,
+    [id, network],
+  );
   await db.query('commit');
   await db.query('analyze');
   return '58982 /24s carved, 6554 free';
@@ -73,24 +88,39 @@ async function fillPool8(db: pg.Client, pool: string): Promise<string> {
 // 90% of a /40: 229 of its 256 /48s carved whole, and one /48 carved into /64s with every tenth
 // /64 left free; the last 26 /48s free.
 async function fillPool40(db: pg.Client, pool: string): Promise<string> {
-  const { rows } = await db.query<{ id: string; space_id: string; network: string }>(`select p.id::text, p.space_id::text, x.network::text from pgipam.pool p join pgipam.pool_prefix x on x.pool_id = p.id where p.name = $1`, [pool]);
+  const { rows } = await db.query<{ id: string; space_id: string; network: string }>(
+    `select p.id::text, p.space_id::text, x.network::text from pgipam.pool p join pgipam.pool_prefix x on x.pool_id = p.id where p.name = $1`,
+    [pool],
+  );
   const { id, space_id: spaceId, network } = rows[0]!;
   const p48 = (2n ** 80n).toString();
   const p64 = (2n ** 64n).toString();
   await db.query('begin');
-  await db.query(`create temp table carved6 on commit drop as
+  await db.query(
+    `create temp table carved6 on commit drop as
       select $1::numeric + k * $2::numeric as net, 48 as len from generate_series(0, 228) k
-      union all select $1::numeric + 229 * $2::numeric + j * $3::numeric, 64 from generate_series(0, 65535) j where j % 10 <> 3`, [network, p48, p64]);
-  await db.query(`create temp table ranges6 on commit drop as
+      union all select $1::numeric + 229 * $2::numeric + j * $3::numeric, 64 from generate_series(0, 65535) j where j % 10 <> 3`,
+    [network, p48, p64],
+  );
+  await db.query(
+    `create temp table ranges6 on commit drop as
       with r as (insert into pgipam.address_range (space_id, ar_type, size, pool_id) select $1::int8, 'IP6', 1, $2::int8 from carved6 returning id)
-      select id, row_number() over () as n from r`, [spaceId, id]);
-  await db.query(`insert into pgipam.pool_allocation (range_id, pool_id, space_id, family, network, prefix_length, last)
+      select id, row_number() over () as n from r`,
+    [spaceId, id],
+  );
+  await db.query(
+    `insert into pgipam.pool_allocation (range_id, pool_id, space_id, family, network, prefix_length, last)
       select r.id, $2::int8, $1::int8, 6, c.net, c.len, c.net + power(2::numeric, 128 - c.len) - 1
-        from (select net, len, row_number() over () as n from carved6) c join ranges6 r using (n)`, [spaceId, id]);
+        from (select net, len, row_number() over () as n from carved6) c join ranges6 r using (n)`,
+    [spaceId, id],
+  );
   await db.query('delete from pgipam.pool_free_block where pool_id = $1', [id]);
-  await db.query(`insert into pgipam.pool_free_block (pool_id, family, network, prefix_length)
+  await db.query(
+    `insert into pgipam.pool_free_block (pool_id, family, network, prefix_length)
       select $1::int8, 6, $2::numeric + k * $3::numeric, 48 from generate_series(230, 255) k
-      union all select $1::int8, 6, $2::numeric + 229 * $3::numeric + j * $4::numeric, 64 from generate_series(0, 65535) j where j % 10 = 3`, [id, network, p48, p64]);
+      union all select $1::int8, 6, $2::numeric + 229 * $3::numeric + j * $4::numeric, 64 from generate_series(0, 65535) j where j % 10 = 3`,
+    [id, network, p48, p64],
+  );
   await db.query('commit');
   await db.query('analyze');
   return '229 /48s + 58982 /64s carved, 6554 /64s and 26 /48s free';
@@ -119,7 +149,11 @@ async function main() {
     out(`PostgreSQL ${v[0]!.server_version} (embedded, fsync off: numbers are CPU and round trips, not disk)`);
 
     // 1. process cost
-    const reg = await registerAddressRange(db, { ar: { TYPE: 'IP4', IP: '100.64.0.0', SIZE: String(2 ** 20), IPAM_MAD: 'pgipam' }, address: {} }, silentContext);
+    const reg = await registerAddressRange(
+      db,
+      { ar: { TYPE: 'IP4', IP: '100.64.0.0', SIZE: String(2 ** 20), IPAM_MAD: 'pgipam' }, address: {} },
+      silentContext,
+    );
     const ar = storedAr(reg.reply, 0);
     const env = { ...process.env, PGIPAM_DATABASE_URL: server.url, PGIPAM_CONFIG: '/dev/null' };
     const input = toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 })));
@@ -143,7 +177,8 @@ async function main() {
 
     // 2. library cost per allocation, one connection, one transaction per allocation
     const register = async (ip: string, size: number) =>
-      (await registerAddressRange(db, { ar: { TYPE: 'IP4', IP: ip, SIZE: String(size), IPAM_MAD: 'pgipam' }, address: {} }, silentContext)).reply;
+      (await registerAddressRange(db, { ar: { TYPE: 'IP4', IP: ip, SIZE: String(size), IPAM_MAD: 'pgipam' }, address: {} }, silentContext))
+        .reply;
     const empty16 = await register('10.1.0.0', 65536);
     const full16 = await register('10.2.0.0', 65536);
     const leased16 = await fill(db, Number(full16.PGIPAM_RANGE_ID), 65536, 65536);
@@ -155,31 +190,37 @@ async function main() {
     const b = await perAllocation(db, slash8, ALLOCS);
     out('');
     out(`library get_address, empty /16:            median ${e.median.toFixed(3)} ms  p95 ${e.p95.toFixed(3)} ms`);
-    out(`library get_address, 99% full /16 (${leased16} leases, 1% holes spread out): median ${f.median.toFixed(3)} ms  p95 ${f.p95.toFixed(3)} ms`);
+    out(
+      `library get_address, 99% full /16 (${leased16} leases, 1% holes spread out): median ${f.median.toFixed(3)} ms  p95 ${f.p95.toFixed(3)} ms`,
+    );
     out(`library get_address, /8 (${leased8} leases):  median ${b.median.toFixed(3)} ms  p95 ${b.p95.toFixed(3)} ms`);
     out(`ratio 99% full /16 / empty /16: ${(f.median / e.median).toFixed(2)}`);
     out(`ratio /8 / empty /16:           ${(b.median / e.median).toFixed(2)}`);
 
     // 2b. throughput: 8 connections allocating at once, all on one range (they queue on its
     // lock) or spread over 8 ranges
-    const clients = await Promise.all(Array.from({ length: 8 }, async () => {
-      const c = new pg.Client({ connectionString: server.url });
-      c.on('error', () => {});
-      await c.connect();
-      return c;
-    }));
+    const clients = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const c = new pg.Client({ connectionString: server.url });
+        c.on('error', () => {});
+        await c.connect();
+        return c;
+      }),
+    );
     const oneRange = await register('20.0.0.0', 2 ** 20);
     const eight: Array<Record<string, string>> = [];
     for (let i = 0; i < 8; i++) eight.push(await register(`21.${i * 16}.0.0`, 2 ** 20));
     const throughput = async (pick: (i: number) => Record<string, string>) => {
       let n = 0;
       const until = Date.now() + 3000;
-      await Promise.all(clients.map(async (c, i) => {
-        while (Date.now() < until) {
-          await getAddress(c, { ar: pick(i), address: { SIZE: '1' } }, silentContext);
-          n++;
-        }
-      }));
+      await Promise.all(
+        clients.map(async (c, i) => {
+          while (Date.now() < until) {
+            await getAddress(c, { ar: pick(i), address: { SIZE: '1' } }, silentContext);
+            n++;
+          }
+        }),
+      );
       return n / 3;
     };
     const t1 = await throughput(() => oneRange);

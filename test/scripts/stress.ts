@@ -12,7 +12,17 @@ import { silentContext } from '../../src/allocator/context';
 import { reasonLines } from '../../src/errors';
 import { parseTemplate } from '../../src/driver/template';
 import { startEmbeddedPostgres } from '../support/embedded';
-import { type Attrs, EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import {
+  type Attrs,
+  EMPTY_ADDRESS,
+  actionData,
+  addressForIndex,
+  addressXml,
+  arXmlFormA,
+  arXmlFormB,
+  storedAr,
+  toBase64,
+} from '../support/oned-sim';
 import { makeRng, seedFromEnv, type Rng } from '../support/random';
 import { addPool } from '../../src/admin/pool-admin';
 
@@ -95,11 +105,30 @@ function reasonOf(r: ActionRun): string {
 export async function runStress(o: StressOptions): Promise<StressReport> {
   const rng: Rng = makeRng(o.seed);
   const log = o.log ?? (() => {});
-  const env = { ...process.env, PGIPAM_DEBUG: process.env.PGIPAM_STRESS_TRACE ?? '', PGIPAM_DATABASE_URL: o.databaseUrl, PGIPAM_CONFIG: '/dev/null', PGIPAM_CONNECT_TIMEOUT_MS: '3000', PGIPAM_ACTION_TIMEOUT_MS: '12000' };
+  const env = {
+    ...process.env,
+    PGIPAM_DEBUG: process.env.PGIPAM_STRESS_TRACE ?? '',
+    PGIPAM_DATABASE_URL: o.databaseUrl,
+    PGIPAM_CONFIG: '/dev/null',
+    PGIPAM_CONNECT_TIMEOUT_MS: '3000',
+    PGIPAM_ACTION_TIMEOUT_MS: '12000',
+  };
   const report: StressReport = {
-    seed: o.seed, durationMs: o.durationMs,
+    seed: o.seed,
+    durationMs: o.durationMs,
     ops: { get: z(), allocate: z(), free: z(), register: z(), unregister: z() },
-    killed: 0, ambiguous: 0, restarts: 0, outageFailures: 0, slowestOutageFailureMs: 0, slowestOutageFailure: '', medianOutageFailureMs: 0, unreportedLeases: 0, extraRanges: 0, liveRanges: 0, leasesChecked: 0, violations: [],
+    killed: 0,
+    ambiguous: 0,
+    restarts: 0,
+    outageFailures: 0,
+    slowestOutageFailureMs: 0,
+    slowestOutageFailure: '',
+    medianOutageFailureMs: 0,
+    unreportedLeases: 0,
+    extraRanges: 0,
+    liveRanges: 0,
+    leasesChecked: 0,
+    violations: [],
   };
   const violation = (s: string) => {
     if (report.violations.length < 50) report.violations.push(s);
@@ -152,8 +181,10 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     }
     const reason = reasonOf(r);
     if (r.stdout !== '') violation(`${type} failed but wrote stdout: ${JSON.stringify(r.stdout.slice(0, 80))}`);
-    if (reason.split('\n').length !== 1 || reason === '') violation(`${type} failed without exactly one reason line: ${JSON.stringify(r.stderr.slice(0, 200))}`);
-    if (/^\s+at |TypeError|ReferenceError/m.test(r.stderr)) violation(`${type} printed a stack trace: ${JSON.stringify(r.stderr.slice(0, 200))}`);
+    if (reason.split('\n').length !== 1 || reason === '')
+      violation(`${type} failed without exactly one reason line: ${JSON.stringify(r.stderr.slice(0, 200))}`);
+    if (/^\s+at |TypeError|ReferenceError/m.test(r.stderr))
+      violation(`${type} printed a stack trace: ${JSON.stringify(r.stderr.slice(0, 200))}`);
     if (OUTAGE.some((re) => re.test(reason))) {
       report.ops[type].outage++;
       report.outageFailures++;
@@ -178,7 +209,8 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   function give(range: ModelRange, first: number, size: number, what: string): void {
     for (let i = first; i < first + size; i++) {
       if (range.reserved.has(i)) violation(`${what} handed out reserved address ${i} of range ${range.id}`);
-      if (range.held.has(i) && !range.releasing.has(i) && !range.uncertain.has(i)) violation(`${what} handed out index ${i} of range ${range.id}, which the driver had already given and not freed`);
+      if (range.held.has(i) && !range.releasing.has(i) && !range.uncertain.has(i))
+        violation(`${what} handed out index ${i} of range ${range.id}, which the driver had already given and not freed`);
       range.held.add(i);
       range.freed.delete(i);
       range.uncertain.delete(i);
@@ -205,7 +237,13 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     const viaPool = rng.chance(0.3);
     const request: Attrs = viaPool
       ? { TYPE: 'IP4', SIZE: String(rng.int(4, 40)), IPAM_MAD: 'pgipam', PGIPAM_POOL: 'stress' }
-      : { TYPE: 'IP4', IP: formatIPv4(parseIPv4('10.0.0.0') + n * 64), SIZE: String(rng.int(8, 48)), IPAM_MAD: 'pgipam', NETWORK_ADDRESS: `${formatIPv4(parseIPv4('10.0.0.0') + n * 64)}/26` };
+      : {
+          TYPE: 'IP4',
+          IP: formatIPv4(parseIPv4('10.0.0.0') + n * 64),
+          SIZE: String(rng.int(8, 48)),
+          IPAM_MAD: 'pgipam',
+          NETWORK_ADDRESS: `${formatIPv4(parseIPv4('10.0.0.0') + n * 64)}/26`,
+        };
     const { r, killed } = await exec('register_address_range', actionData(arXmlFormA(request), EMPTY_ADDRESS));
     const res = outcome('register', r, killed);
     if (res === 'killed' || res === 'ambiguous') killedRegisters++;
@@ -214,7 +252,19 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     const id = Number(ar.PGIPAM_RANGE_ID);
     const reserved = new Set<number>();
     if (!viaPool) reserved.add(0); // the network address of the /26 is the range's first address
-    ranges.set(id, { id, ar, size: Number(ar.SIZE), state: 'live', held: new Set(reserved), releasing: new Set(), freed: new Set(), uncertain: new Set(), killedGives: 0, reserved, generation: new Map() });
+    ranges.set(id, {
+      id,
+      ar,
+      size: Number(ar.SIZE),
+      state: 'live',
+      held: new Set(reserved),
+      releasing: new Set(),
+      freed: new Set(),
+      uncertain: new Set(),
+      killedGives: 0,
+      reserved,
+      generation: new Map(),
+    });
   }
 
   async function unregister(range: ModelRange): Promise<void> {
@@ -244,7 +294,10 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
 
   async function allocate(range: ModelRange): Promise<void> {
     const index = rng.int(0, range.size - 1);
-    const { r, killed } = await exec('allocate_address', actionData(arXmlFormB(range.ar, range.held.size), addressXml(addressForIndex(range.ar, index, 1))));
+    const { r, killed } = await exec(
+      'allocate_address',
+      actionData(arXmlFormB(range.ar, range.held.size), addressXml(addressForIndex(range.ar, index, 1))),
+    );
     const res = outcome('allocate', r, killed);
     if (range.state === 'gone') return;
     if (res === 'killed' || res === 'ambiguous') range.killedGives += 1;
@@ -257,7 +310,10 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     const index = rng.pick(candidates);
     const generation = range.generation.get(index);
     range.releasing.add(index);
-    const { r, killed } = await exec('free_address', actionData(arXmlFormB(range.ar, range.held.size), addressXml(addressForIndex(range.ar, index, 1))));
+    const { r, killed } = await exec(
+      'free_address',
+      actionData(arXmlFormB(range.ar, range.held.size), addressXml(addressForIndex(range.ar, index, 1))),
+    );
     const res = outcome('free', r, killed);
     range.releasing.delete(index);
     if (range.state === 'gone') return;
@@ -331,7 +387,14 @@ function z() {
 }
 
 // Compares the database with the model of the driver's replies.
-async function check(url: string, ranges: Map<number, ModelRange>, report: StressReport, violation: (s: string) => void, killedRangeOps: number, byRequest: Map<string, string>): Promise<void> {
+async function check(
+  url: string,
+  ranges: Map<number, ModelRange>,
+  report: StressReport,
+  violation: (s: string) => void,
+  killedRangeOps: number,
+  byRequest: Map<string, string>,
+): Promise<void> {
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   try {
@@ -344,7 +407,10 @@ async function check(url: string, ranges: Map<number, ModelRange>, report: Stres
     let extra = 0;
     for (const id of inDb) if (!ranges.has(id)) extra++;
     report.extraRanges = extra;
-    if (extra > killedRangeOps) violation(`${extra} ranges exist that no reply reported, more than the ${killedRangeOps} killed register/unregister processes explain`);
+    if (extra > killedRangeOps)
+      violation(
+        `${extra} ranges exist that no reply reported, more than the ${killedRangeOps} killed register/unregister processes explain`,
+      );
     for (const m of ranges.values()) {
       if (m.state === 'gone') {
         if (inDb.has(m.id)) violation(`range ${m.id} was unregistered (exit 0) but still exists`);
@@ -356,7 +422,10 @@ async function check(url: string, ranges: Map<number, ModelRange>, report: Stres
         continue;
       }
       report.liveRanges++;
-      const { rows: leases } = await db.query<{ first_idx: string; last_idx: string; kind: string; request_id: string }>(`select first_idx::text, last_idx::text, kind, request_id from pgipam.lease where range_id = $1`, [m.id]);
+      const { rows: leases } = await db.query<{ first_idx: string; last_idx: string; kind: string; request_id: string }>(
+        `select first_idx::text, last_idx::text, kind, request_id from pgipam.lease where range_id = $1`,
+        [m.id],
+      );
       const leased = new Set<number>();
       const requestOf = new Map<number, string>();
       for (const l of leases) {
@@ -375,8 +444,13 @@ async function check(url: string, ranges: Map<number, ModelRange>, report: Stres
       const explained = m.killedGives + m.uncertain.size;
       report.unreportedLeases += unreported;
       if (unreported > explained) {
-        const who = [...leased].filter((i) => !m.held.has(i)).slice(0, 5).map((i) => `${i}: request ${requestOf.get(i)} ${byRequest.get(requestOf.get(i) ?? '') ?? '?'}`);
-        violation(`range ${m.id}: ${unreported} leased addresses no reply reported, more than the ${explained} that killed processes explain (${who.join('; ')})`);
+        const who = [...leased]
+          .filter((i) => !m.held.has(i))
+          .slice(0, 5)
+          .map((i) => `${i}: request ${requestOf.get(i)} ${byRequest.get(requestOf.get(i) ?? '') ?? '?'}`);
+        violation(
+          `range ${m.id}: ${unreported} leased addresses no reply reported, more than the ${explained} that killed processes explain (${who.join('; ')})`,
+        );
       }
     }
   } finally {
@@ -393,7 +467,10 @@ export function formatReport(r: StressReport): string {
   const lines = [
     `seed ${r.seed} (replay with PGIPAM_STRESS_SEED=${r.seed}), ran ${(r.durationMs / 1000).toFixed(1)} s`,
     'operation                 ok  refused   killed   outage',
-    ...Object.entries(r.ops).map(([k, v]) => `${k.padEnd(20)} ${String(v.ok).padStart(7)} ${String(v.refused).padStart(8)} ${String(v.killed).padStart(8)} ${String(v.outage).padStart(8)}`),
+    ...Object.entries(r.ops).map(
+      ([k, v]) =>
+        `${k.padEnd(20)} ${String(v.ok).padStart(7)} ${String(v.refused).padStart(8)} ${String(v.killed).padStart(8)} ${String(v.outage).padStart(8)}`,
+    ),
     `processes killed with SIGKILL: ${r.killed}; failures with an unknown commit outcome (said so by the driver): ${r.ambiguous}`,
     `PostgreSQL restarts: ${r.restarts}; actions failed during the outage: ${r.outageFailures} (median ${r.medianOutageFailureMs} ms, slowest ${r.slowestOutageFailureMs} ms${r.slowestOutageFailure ? `: ${r.slowestOutageFailure}` : ''})`,
     `checked: ${r.liveRanges} live ranges, ${r.leasesChecked} addresses the driver reported as given`,
@@ -410,7 +487,9 @@ async function main() {
   const concurrency = arg('concurrency', 64);
   const killProbability = arg('kill', 0.1);
   const restartAt = arg('restart-at', durationMs / 2000);
-  process.stdout.write(`pgipam stress: ${durationMs / 1000} s, ${concurrency} processes in flight, kill probability ${killProbability}, PostgreSQL restart at ${restartAt} s, seed ${seed}\n`);
+  process.stdout.write(
+    `pgipam stress: ${durationMs / 1000} s, ${concurrency} processes in flight, kill probability ${killProbability}, PostgreSQL restart at ${restartAt} s, seed ${seed}\n`,
+  );
   const server = await startEmbeddedPostgres({ label: 'stress' });
   try {
     const db = new pg.Client({ connectionString: server.url });
@@ -418,7 +497,11 @@ async function main() {
     await migrate(db);
     await db.end();
     const report = await runStress({
-      databaseUrl: server.url, durationMs, concurrency, killProbability, seed,
+      databaseUrl: server.url,
+      durationMs,
+      concurrency,
+      killProbability,
+      seed,
       restart: restartAt > 0 ? { atMs: restartAt * 1000, downMs: 3000, stop: server.pause, start: server.resume } : undefined,
       log: (l) => process.stdout.write(`  ${l}\n`),
     });

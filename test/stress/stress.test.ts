@@ -30,11 +30,15 @@ describe('stress with a checker', () => {
     expect(report.leasesChecked).toBeGreaterThan(10);
   });
 
-  it('the checker catches a lease lost behind the driver\'s back', async () => {
+  it("the checker catches a lease lost behind the driver's back", async () => {
     const t = await createTestDatabase('stress_tamper');
     dbs.push(t);
     const report = await runStress({
-      databaseUrl: t.url, durationMs: 2500, concurrency: 16, killProbability: 0, seed: 7,
+      databaseUrl: t.url,
+      durationMs: 2500,
+      concurrency: 16,
+      killProbability: 0,
+      seed: 7,
       beforeCheck: async (db) => {
         await db.query(`delete from pgipam.lease where ctid = (select ctid from pgipam.lease where kind = 'lease' limit 1)`);
       },
@@ -50,7 +54,11 @@ describe('stress with a checker', () => {
     await db.end();
     const seed = seedFromEnv('PGIPAM_STRESS_SEED');
     const report = await runStress({
-      databaseUrl: server.url, durationMs: 10_000, concurrency: 32, killProbability: 0.05, seed,
+      databaseUrl: server.url,
+      durationMs: 10_000,
+      concurrency: 32,
+      killProbability: 0.05,
+      seed,
       restart: { atMs: 3000, downMs: 2500, stop: server.pause, start: server.resume },
     });
     const text = formatReport(report);

@@ -35,7 +35,13 @@ export interface ActionRunOptions {
 
 // env is the action's whole environment; PATH and PGIPAM_CONFIG=/dev/null (no config file) are
 // added when it does not say otherwise. args: the action's arguments, oned's request id by default.
-export function runActionProcess(action: string, input: string, env: NodeJS.ProcessEnv, args: string[] = ['7'], o: ActionRunOptions = {}): Promise<ActionRun> {
+export function runActionProcess(
+  action: string,
+  input: string,
+  env: NodeJS.ProcessEnv,
+  args: string[] = ['7'],
+  o: ActionRunOptions = {},
+): Promise<ActionRun> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(REMOTES, action), ...args], {

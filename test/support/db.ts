@@ -16,7 +16,10 @@ export interface TestDb {
 // A database of its own for a test file: cloned from the migrated template, or empty.
 export async function createTestDatabase(label: string, options: { empty?: boolean } = {}): Promise<TestDb> {
   const adminUrl = inject('pgAdminUrl');
-  const name = `${options.empty ? 'e' : 't'}_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase().slice(0, 30)}_${crypto.randomBytes(4).toString('hex')}`;
+  const name = `${options.empty ? 'e' : 't'}_${label
+    .replace(/[^a-z0-9]/gi, '_')
+    .toLowerCase()
+    .slice(0, 30)}_${crypto.randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(options.empty ? `create database ${name}` : `create database ${name} template ${inject('templateDb')}`);

@@ -66,14 +66,26 @@ export async function startEmbeddedPostgres(options: { label?: string; log?: (li
     persistent: true,
     // initdb refuses to run as root; the package then creates and uses a postgres system user.
     createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
+    postgresFlags: [
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'max_connections=300',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+    ],
     onLog: (m) => log(String(m)),
     onError: (m) => log(String(m)),
   });
   // The package rejects with nothing when the server exits early; say something useful instead.
-  const startOrExplain = () => pg.start().catch((e: unknown) => {
-    throw e instanceof Error ? e : new Error(`the embedded PostgreSQL server on port ${port} exited during start-up`);
-  });
+  const startOrExplain = () =>
+    pg.start().catch((e: unknown) => {
+      throw e instanceof Error ? e : new Error(`the embedded PostgreSQL server on port ${port} exited during start-up`);
+    });
   await pg.initialise();
   await startOrExplain();
   await pg.createDatabase('pgipam');

@@ -13,7 +13,9 @@ function sortedKeys(ar: Attrs): string[] {
 }
 
 export function arXmlFormA(ar: Attrs): string {
-  return `<AR>${sortedKeys(ar).map((k) => `<${k}>${cdata(ar[k]!)}</${k}>`).join('')}</AR>`;
+  return `<AR>${sortedKeys(ar)
+    .map((k) => `<${k}>${cdata(ar[k]!)}</${k}>`)
+    .join('')}</AR>`;
 }
 
 export function arXmlFormB(ar: Attrs, usedLeases = 0): string {
@@ -25,9 +27,13 @@ export function arXmlFormB(ar: Attrs, usedLeases = 0): string {
   if (ar.MAC) xml += el('MAC_END', formatMac(macAtIndex(parseMac(ar.MAC), size - 1)));
   if (IPV4_TYPES.includes(type) && ar.IP) xml += el('IP_END', formatIPv4(parseIPv4(ar.IP) + size - 1));
   if (SLAAC_TYPES.includes(type) && ar.MAC) {
-    for (const [key, prefix] of [['IP6_ULA', ar.ULA_PREFIX], ['IP6_GLOBAL', ar.GLOBAL_PREFIX]] as const) {
+    for (const [key, prefix] of [
+      ['IP6_ULA', ar.ULA_PREFIX],
+      ['IP6_GLOBAL', ar.GLOBAL_PREFIX],
+    ] as const) {
       if (!prefix) continue;
-      xml += el(key, slaacAddress(prefix, parseMac(ar.MAC))) + el(`${key}_END`, slaacAddress(prefix, macAtIndex(parseMac(ar.MAC), size - 1)));
+      xml +=
+        el(key, slaacAddress(prefix, parseMac(ar.MAC))) + el(`${key}_END`, slaacAddress(prefix, macAtIndex(parseMac(ar.MAC), size - 1)));
     }
   }
   if (STATIC6_TYPES.includes(type) && ar.IP6) xml += el('IP6_END', formatIPv6(ip6AtIndex(parseIPv6(ar.IP6), size - 1)));

@@ -1,7 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import {
-  formatIPv4, formatIPv6, formatMac, ip6AtIndex, ip6Index, macAtIndex, macIndex, maskToPrefix, parseCidr4, parseCidr6,
-  parseCount, parseIPv4, parseIPv6, parseMac, prefixToMask,
+  formatIPv4,
+  formatIPv6,
+  formatMac,
+  ip6AtIndex,
+  ip6Index,
+  macAtIndex,
+  macIndex,
+  maskToPrefix,
+  parseCidr4,
+  parseCidr6,
+  parseCount,
+  parseIPv4,
+  parseIPv6,
+  parseMac,
+  prefixToMask,
 } from '../../src/address';
 
 describe('IPv4', () => {
@@ -12,9 +25,12 @@ describe('IPv4', () => {
     expect(formatIPv4(0x0a00000f)).toBe('10.0.0.15');
     expect(formatIPv4(2 ** 32 - 1)).toBe('255.255.255.255');
   });
-  it.each(['256.0.0.1', '10.0.0', '10.0.0.1.2', ' 10.0.0.1', '10.0.0.01', '10.0.0.1/24', '0x0a.0.0.1', '', '1e1.0.0.1', '-1.0.0.0'])('refuses %j', (s) => {
-    expect(() => parseIPv4(s)).toThrow(/IPv4|octet/);
-  });
+  it.each(['256.0.0.1', '10.0.0', '10.0.0.1.2', ' 10.0.0.1', '10.0.0.01', '10.0.0.1/24', '0x0a.0.0.1', '', '1e1.0.0.1', '-1.0.0.0'])(
+    'refuses %j',
+    (s) => {
+      expect(() => parseIPv4(s)).toThrow(/IPv4|octet/);
+    },
+  );
   it('converts masks and prefixes, refusing holes', () => {
     expect(maskToPrefix(parseIPv4('255.255.255.0'), 'm')).toBe(24);
     expect(maskToPrefix(0, 'm')).toBe(0);

@@ -8,9 +8,17 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 describe('request decoding', () => {
   it('reads the exact bytes oned sends for get_address (protocol notes §4.3)', () => {
-    const xml = '<IPAM_DRIVER_ACTION_DATA><AR><AR_ID><![CDATA[0]]></AR_ID><DNS><![CDATA[10.0.0.2 10.0.0.3]]></DNS><IP><![CDATA[10.0.0.10]]></IP><IPAM_MAD><![CDATA[netbox]]></IPAM_MAD><MAC><![CDATA[02:00:0a:00:00:0a]]></MAC><SIZE><![CDATA[100]]></SIZE><TYPE><![CDATA[IP4]]></TYPE><MAC_END><![CDATA[02:00:0a:00:00:6d]]></MAC_END><IP_END><![CDATA[10.0.0.109]]></IP_END><USED_LEASES>0</USED_LEASES></AR><ADDRESS><SIZE>1</SIZE></ADDRESS></IPAM_DRIVER_ACTION_DATA>';
+    const xml =
+      '<IPAM_DRIVER_ACTION_DATA><AR><AR_ID><![CDATA[0]]></AR_ID><DNS><![CDATA[10.0.0.2 10.0.0.3]]></DNS><IP><![CDATA[10.0.0.10]]></IP><IPAM_MAD><![CDATA[netbox]]></IPAM_MAD><MAC><![CDATA[02:00:0a:00:00:0a]]></MAC><SIZE><![CDATA[100]]></SIZE><TYPE><![CDATA[IP4]]></TYPE><MAC_END><![CDATA[02:00:0a:00:00:6d]]></MAC_END><IP_END><![CDATA[10.0.0.109]]></IP_END><USED_LEASES>0</USED_LEASES></AR><ADDRESS><SIZE>1</SIZE></ADDRESS></IPAM_DRIVER_ACTION_DATA>';
     const req = parseActionXml(decodePayload(b64(xml)));
-    expect(req.ar).toMatchObject({ AR_ID: '0', DNS: '10.0.0.2 10.0.0.3', IP: '10.0.0.10', TYPE: 'IP4', USED_LEASES: '0', IP_END: '10.0.0.109' });
+    expect(req.ar).toMatchObject({
+      AR_ID: '0',
+      DNS: '10.0.0.2 10.0.0.3',
+      IP: '10.0.0.10',
+      TYPE: 'IP4',
+      USED_LEASES: '0',
+      IP_END: '10.0.0.109',
+    });
     expect(req.address).toEqual({ SIZE: '1' });
   });
   it('keeps values as strings, unwraps CDATA with markup inside, drops empty ADDRESS tags', () => {
@@ -21,7 +29,10 @@ describe('request decoding', () => {
     expect(req.address).toEqual({});
   });
   it('accepts form (b) with computed elements and raw XML typed by hand', () => {
-    const xml = actionData(arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '5', MAC: '02:00:0a:00:00:01' }, 3), '<ADDRESS><SIZE>1</SIZE></ADDRESS>');
+    const xml = actionData(
+      arXmlFormB({ TYPE: 'IP4', IP: '10.0.0.1', SIZE: '5', MAC: '02:00:0a:00:00:01' }, 3),
+      '<ADDRESS><SIZE>1</SIZE></ADDRESS>',
+    );
     const req = parseActionXml(decodePayload(xml));
     expect(req.ar.MAC_END).toBe('02:00:0a:00:00:05');
     expect(req.ar.USED_LEASES).toBe('3');
@@ -39,19 +50,44 @@ describe('request decoding', () => {
     ['broken XML', b64('<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4</AR></IPAM_DRIVER_ACTION_DATA>'), /well-formed/],
     ['wrong root', b64('<FOO><AR/></FOO>'), /root element/],
     ['missing AR', b64('<IPAM_DRIVER_ACTION_DATA><ADDRESS><SIZE>1</SIZE></ADDRESS></IPAM_DRIVER_ACTION_DATA>'), /no AR/],
-    ['duplicated AR', b64('<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4</TYPE></AR><AR><TYPE>IP4</TYPE></AR></IPAM_DRIVER_ACTION_DATA>'), /more than one AR/],
-    ['duplicated attribute', b64('<IPAM_DRIVER_ACTION_DATA><AR><IP>1.1.1.1</IP><IP>2.2.2.2</IP></AR></IPAM_DRIVER_ACTION_DATA>'), /AR\/IP appears more than once/],
+    [
+      'duplicated AR',
+      b64('<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4</TYPE></AR><AR><TYPE>IP4</TYPE></AR></IPAM_DRIVER_ACTION_DATA>'),
+      /more than one AR/,
+    ],
+    [
+      'duplicated attribute',
+      b64('<IPAM_DRIVER_ACTION_DATA><AR><IP>1.1.1.1</IP><IP>2.2.2.2</IP></AR></IPAM_DRIVER_ACTION_DATA>'),
+      /AR\/IP appears more than once/,
+    ],
     ['nested attribute', b64('<IPAM_DRIVER_ACTION_DATA><AR><IP><X>1</X></IP></AR></IPAM_DRIVER_ACTION_DATA>'), /text value|nested/],
-    ['deep nesting', b64('<IPAM_DRIVER_ACTION_DATA>' + '<A>'.repeat(5000) + '</A>'.repeat(5000) + '</IPAM_DRIVER_ACTION_DATA>'), /nested deeper/],
-    ['billion laughs', b64('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><IPAM_DRIVER_ACTION_DATA><AR><TYPE>&lol2;</TYPE></AR></IPAM_DRIVER_ACTION_DATA>'), /DOCTYPE/],
-    ['external entity', b64('<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><IPAM_DRIVER_ACTION_DATA><AR><TYPE>&xxe;</TYPE></AR></IPAM_DRIVER_ACTION_DATA>'), /DOCTYPE/],
+    [
+      'deep nesting',
+      b64('<IPAM_DRIVER_ACTION_DATA>' + '<A>'.repeat(5000) + '</A>'.repeat(5000) + '</IPAM_DRIVER_ACTION_DATA>'),
+      /nested deeper/,
+    ],
+    [
+      'billion laughs',
+      b64(
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><IPAM_DRIVER_ACTION_DATA><AR><TYPE>&lol2;</TYPE></AR></IPAM_DRIVER_ACTION_DATA>',
+      ),
+      /DOCTYPE/,
+    ],
+    [
+      'external entity',
+      b64(
+        '<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><IPAM_DRIVER_ACTION_DATA><AR><TYPE>&xxe;</TYPE></AR></IPAM_DRIVER_ACTION_DATA>',
+      ),
+      /DOCTYPE/,
+    ],
     ['NUL byte', b64('<IPAM_DRIVER_ACTION_DATA><AR><TYPE>IP4\0</TYPE></AR></IPAM_DRIVER_ACTION_DATA>'), /NUL/],
   ])('refuses %s with one clear message', (_name, input, re) => {
     expect(() => parseActionXml(decodePayload(input))).toThrow(re);
   });
   // XML written by hand (or by other tools) uses the predefined entities; oned wraps values in CDATA.
   it('decodes the five predefined entities and character references in text, never inside CDATA', () => {
-    const xml = '<IPAM_DRIVER_ACTION_DATA><AR><A1>x&amp;y&lt;z&gt;&quot;&apos;</A1><A2>&#65;&#x42;&#xe9;</A2><A3><![CDATA[x&amp;y]]></A3><A4>&amp;lt;</A4><A5> a <![CDATA[&amp;]]> b </A5></AR></IPAM_DRIVER_ACTION_DATA>';
+    const xml =
+      '<IPAM_DRIVER_ACTION_DATA><AR><A1>x&amp;y&lt;z&gt;&quot;&apos;</A1><A2>&#65;&#x42;&#xe9;</A2><A3><![CDATA[x&amp;y]]></A3><A4>&amp;lt;</A4><A5> a <![CDATA[&amp;]]> b </A5></AR></IPAM_DRIVER_ACTION_DATA>';
     const req = parseActionXml(decodePayload(b64(xml)));
     expect(req.ar).toEqual({ A1: 'x&y<z>"\'', A2: 'AB\u00e9', A3: 'x&amp;y', A4: '&lt;', A5: 'a &amp; b' });
   });
@@ -61,7 +97,9 @@ describe('request decoding', () => {
     ['a surrogate', '&#xD800;', /&#xD800;/],
     ['a code point beyond Unicode', '&#x110000;', /&#x110000;/],
   ])('refuses %s in text', (_name, ref, re) => {
-    expect(() => parseActionXml(decodePayload(b64(`<IPAM_DRIVER_ACTION_DATA><AR><TYPE>a${ref}b</TYPE></AR></IPAM_DRIVER_ACTION_DATA>`)))).toThrow(re);
+    expect(() =>
+      parseActionXml(decodePayload(b64(`<IPAM_DRIVER_ACTION_DATA><AR><TYPE>a${ref}b</TYPE></AR></IPAM_DRIVER_ACTION_DATA>`))),
+    ).toThrow(re);
   });
   it('refuses oversized input', () => {
     expect(() => decodePayload('A'.repeat(5 * 1024 * 1024))).toThrow(/larger than/);

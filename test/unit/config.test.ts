@@ -25,7 +25,12 @@ describe('configuration', () => {
   it('reads the file with comments, quotes and limits', () => {
     const p = tmpFile('# pgipam\ndatabase_url = "postgres://one@db/ipam"\nstatement_timeout_ms = 2500\nplatform = zone-a\n');
     const c = loadConfig({ PGIPAM_CONFIG: p });
-    expect(c).toMatchObject({ databaseUrl: 'postgres://one@db/ipam', statementTimeoutMs: 2500, platform: 'zone-a', connectTimeoutMs: 5000 });
+    expect(c).toMatchObject({
+      databaseUrl: 'postgres://one@db/ipam',
+      statementTimeoutMs: 2500,
+      platform: 'zone-a',
+      connectTimeoutMs: 5000,
+    });
   });
   it('falls back to the PG* variables', () => {
     const c = loadConfig({ PGIPAM_CONFIG: '/dev/null', PGHOST: 'db', PGDATABASE: 'ipam' });
@@ -40,7 +45,9 @@ describe('configuration', () => {
   });
   it('refuses unknown settings and bad numbers with the line number', () => {
     expect(() => loadConfig({ PGIPAM_CONFIG: tmpFile('databse_url = x\n') })).toThrow(/:1: unknown setting "databse_url"/);
-    expect(() => loadConfig({ PGIPAM_CONFIG: tmpFile('database_url = postgres://a@b/c\nlock_timeout_ms = soon\n') })).toThrow(/lock_timeout_ms/);
+    expect(() => loadConfig({ PGIPAM_CONFIG: tmpFile('database_url = postgres://a@b/c\nlock_timeout_ms = soon\n') })).toThrow(
+      /lock_timeout_ms/,
+    );
   });
   it('refuses a world-readable file that holds a password, warns for one without', () => {
     expect(() => loadConfig({ PGIPAM_CONFIG: tmpFile('database_url = postgres://u:secret@h/db\n', 0o644) })).toThrow(/chmod 600/);

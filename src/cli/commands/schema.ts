@@ -24,7 +24,13 @@ export function schemaCommands<T>(y: Argv<T>): Argv<T> {
           const r = await migrate(db);
           const grants = await applyDriverGrants(db, false);
           if (await publicSchemaWritable(db)) process.stderr.write(`pgipam: warning: ${PUBLIC_SCHEMA_PROBLEM}\n`);
-          out(args, { ...r, driver_grants_applied: grants }, () => write(r.applied.length ? `migrated schema from version ${r.from} to ${r.to}: ${r.applied.join(', ')}\n` : `schema is up to date (version ${r.to})\n`));
+          out(args, { ...r, driver_grants_applied: grants }, () =>
+            write(
+              r.applied.length
+                ? `migrated schema from version ${r.from} to ${r.to}: ${r.applied.join(', ')}\n`
+                : `schema is up to date (version ${r.to})\n`,
+            ),
+          );
         } finally {
           await db.end().catch(() => {});
         }
@@ -32,11 +38,19 @@ export function schemaCommands<T>(y: Argv<T>): Argv<T> {
     )
     .command('check', 'check that leases, free space and pools agree (read-only); exit 1 on a problem', {}, async (args) => {
       const r = await withDb(checkDatabase);
-      out(args, r, () => write(r.problems.length ? `${r.problems.length} problems:\n${r.problems.map((p) => `  ${p}`).join('\n')}\n` : `ok: ${r.ranges} ranges and ${r.pools} pools are consistent\n`));
+      out(args, r, () =>
+        write(
+          r.problems.length
+            ? `${r.problems.length} problems:\n${r.problems.map((p) => `  ${p}`).join('\n')}\n`
+            : `ok: ${r.ranges} ranges and ${r.pools} pools are consistent\n`,
+        ),
+      );
       if (r.problems.length) throw new IpamError('CONFLICT', `${r.problems.length} consistency problems found`);
     })
     .command('status', 'show the schema version', {}, async (args) => {
       const v = await withDb((db) => schemaVersion(db), true);
-      out(args, { schema_version: v, code_version: SCHEMA_VERSION }, () => write(`schema version ${v} (this pgipam expects ${SCHEMA_VERSION})${v < SCHEMA_VERSION ? ': run "pgipam migrate"' : ''}\n`));
+      out(args, { schema_version: v, code_version: SCHEMA_VERSION }, () =>
+        write(`schema version ${v} (this pgipam expects ${SCHEMA_VERSION})${v < SCHEMA_VERSION ? ': run "pgipam migrate"' : ''}\n`),
+      );
     });
 }
