@@ -7,7 +7,8 @@ import type { ActionContext } from './context';
 import { recordHistory } from './history';
 import { type LeaseRow, cutLeases, giveFree, insertLease, leasesOverlapping, releaseExpiredHolds, takeFree } from './lease-queries';
 import { type RangeRow, addressAt } from './range-queries';
-import { indexLimit, requestedCount, requireRange } from './range-resolution';
+import { parseRequest } from './parsed-request';
+import { indexLimit, requireRange } from './range-resolution';
 import { requestedAddress } from './requested-address';
 import type { AddressResult } from './get-address';
 
@@ -30,10 +31,11 @@ export interface AllocateResult extends AddressResult {
 }
 
 export async function allocateAddress(db: Db, req: IpamRequest, ctx: ActionContext): Promise<AllocateResult> {
-  const count = requestedCount(req.address);
+  const { ar, address } = parseRequest(req);
+  const count = address.count.value();
   return withTransaction(db, async () => {
-    const range = await requireRange(db, req.ar, ctx);
-    const { index, text } = requestedAddress(range, req.ar, req.address, count, indexLimit(range, req.ar));
+    const range = await requireRange(db, ar, ctx);
+    const { index, text } = requestedAddress(range, ar, address, indexLimit(range, ar));
     const last = index + count - 1;
     await releaseExpiredHolds(db, range);
     let wasHeld = false;
@@ -57,17 +59,17 @@ export async function allocateAddress(db: Db, req: IpamRequest, ctx: ActionConte
       ctx.log(`${text} was on hold; allocated on explicit request`);
     }
     await insertLease(db, range.id, [index, last], 'allocation', ctx);
-    const address = addressAt(range, index);
+    const allocated = addressAt(range, index);
     await recordHistory(db, ctx, {
       event: 'address_allocated',
       spaceId: range.spaceId,
       rangeId: range.id,
       firstIdx: index,
       size: count,
-      address,
+      address: allocated,
       detail: wasHeld ? { was_held: true } : {},
     });
-    ctx.log(`allocated ${address}${count > 1 ? ` + ${count - 1}` : ''} in range ${range.id}`);
-    return { rangeId: range.id, index, size: count, ip: address, wasHeld };
+    ctx.log(`allocated ${allocated}${count > 1 ? ` + ${count - 1}` : ''} in range ${range.id}`);
+    return { rangeId: range.id, index, size: count, ip: allocated, wasHeld };
   });
 }

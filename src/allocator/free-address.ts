@@ -6,8 +6,9 @@ import type { ActionContext } from './context';
 import { recordHistory } from './history';
 import { cutLeases, giveFree, insertLease, leasesOverlapping } from './lease-queries';
 import { addressAt } from './range-queries';
-import { requestedCount, resolveRange } from './range-resolution';
-import { arSize, requestedAddress, sizeDriftHint } from './requested-address';
+import { parseRequest } from './parsed-request';
+import { resolveRange } from './range-resolution';
+import { requestedAddress, sizeDriftHint } from './requested-address';
 
 export interface FreeResult {
   rangeId: number | null;
@@ -15,9 +16,10 @@ export interface FreeResult {
 }
 
 export async function freeAddress(db: Db, req: IpamRequest, ctx: ActionContext): Promise<FreeResult> {
-  const count = requestedCount(req.address);
+  const { ar, address } = parseRequest(req);
+  const count = address.count.value();
   return withTransaction(db, async () => {
-    const range = await resolveRange(db, req.ar, 'no key update', ctx.platform);
+    const range = await resolveRange(db, ar, 'no key update', ctx.platform);
     if (!range) {
       // oned keeps a lease whose free fails, forever; an address of a range we do not hold is free.
       ctx.log('no pgipam range for this AR; nothing to free');
@@ -25,11 +27,11 @@ export async function freeAddress(db: Db, req: IpamRequest, ctx: ActionContext):
     }
     // An address beyond pgipam's range inside an AR that oned grew was never handed out here:
     // freeing it finds nothing, and succeeds (a failed free would keep oned's lease forever).
-    const { index, text } = requestedAddress(range, req.ar, req.address, count, Math.max(range.size, arSize(req.ar) ?? 0));
+    const { index, text } = requestedAddress(range, ar, address, Math.max(range.size, ar.size ?? 0));
     const last = index + count - 1;
     if (last >= range.size)
       ctx.log(
-        `${text} lies beyond the ${range.size} addresses of range ${range.id}: ${sizeDriftHint(range, req.ar) ?? 'nothing to free there'}`,
+        `${text} lies beyond the ${range.size} addresses of range ${range.id}: ${sizeDriftHint(range, ar) ?? 'nothing to free there'}`,
       );
     const leases = await leasesOverlapping(db, range.id, index, last);
     const freeable = leases.filter((l) => l.kind === 'lease' || l.kind === 'allocation');

@@ -7,7 +7,8 @@ import { formatIPv4 } from '../address';
 import { releaseExpiredHolds, leaseFirstFit } from './lease-queries';
 import { hasIPv4 } from './range-spec';
 import { describeRange, rangeUsage } from './range-queries';
-import { indexLimit, requestedCount, requireRange } from './range-resolution';
+import { parseRequest } from './parsed-request';
+import { indexLimit, requireRange } from './range-resolution';
 import { sizeDriftHint } from './requested-address';
 
 export interface AddressResult {
@@ -18,21 +19,22 @@ export interface AddressResult {
 }
 
 export async function getAddress(db: Db, req: IpamRequest, ctx: ActionContext): Promise<AddressResult> {
-  const count = requestedCount(req.address);
+  const { ar, address } = parseRequest(req);
+  const count = address.count.value();
   return withTransaction(db, async () => {
-    const range = await requireRange(db, req.ar, ctx);
+    const range = await requireRange(db, ar, ctx);
     if (!hasIPv4(range.type)) {
       throw badRequest(
         `get_address needs an IPv4 range (IP4, IP4_6, IP4_6_STATIC); OpenNebula cannot take an automatic address from a ${range.type} AR: ask for a specific IP6 or MAC instead`,
       );
     }
-    const limit = indexLimit(range, req.ar);
+    const limit = indexLimit(range, ar);
     if (count > limit) throw badRequest(`ADDRESS SIZE ${count} is larger than ${describeRange(range)}`);
     await releaseExpiredHolds(db, range);
     const first = await leaseFirstFit(db, range, count, limit, ctx);
     if (first === null) {
       const usage = await rangeUsage(db, range.id);
-      const drift = sizeDriftHint(range, req.ar);
+      const drift = sizeDriftHint(range, ar);
       throw new IpamError(
         'NO_FREE_ADDRESS',
         `no ${count === 1 ? 'free address' : `block of ${count} contiguous free addresses`} in ${describeRange(range)}: ${usage.used} of ${range.size} in use${drift ? `; ${drift}` : ''}`,

@@ -10,7 +10,8 @@
 //   * the MAC counts from the AR's MAC, which oned may have chosen after registration;
 //   * fields that name different addresses are refused, naming both: nothing is guessed.
 // SLAAC addresses (IP6_GLOBAL, IP6_ULA) are derived from the MAC and add nothing.
-import { ip6Index, macIndex, parseIPv4, parseIPv6, parseMac } from '../address';
+import { ip6Index, macIndex } from '../address';
+import type { AddressAsk, ArReference } from './parsed-request';
 import { IpamError, badRequest } from '../errors';
 import { type RangeRow, describeRange } from './range-queries';
 
@@ -27,37 +28,28 @@ interface Reading {
   index: number | null;
 }
 
-function tryIPv6(text: string): bigint | null {
-  try {
-    return parseIPv6(text, 'ADDRESS IP6');
-  } catch {
-    return null;
-  }
-}
-
 // The MAC the range's index 0 has: the one pgipam recorded, else the one in the AR as oned sent it.
-export function rangeMacBase(range: RangeRow, ar: Record<string, string>): number | null {
-  if (range.macFirst !== null) return range.macFirst;
-  return ar.MAC !== undefined ? parseMac(ar.MAC, 'AR MAC') : null;
+export function rangeMacBase(range: RangeRow, ar: ArReference): number | null {
+  return range.macFirst ?? ar.mac?.value() ?? null;
 }
 
-function readings(range: RangeRow, ar: Record<string, string>, address: Record<string, string>): { found: Reading[]; unusable: string[] } {
+function readings(range: RangeRow, ar: ArReference, address: AddressAsk): { found: Reading[]; unusable: string[] } {
   const found: Reading[] = [];
   const unusable: string[] = [];
-  if (range.ip4First !== null && address.IP !== undefined) {
-    const ip = parseIPv4(address.IP, 'ADDRESS IP');
-    found.push({ field: 'IP', text: address.IP, index: ip >= range.ip4First ? ip - range.ip4First : null });
+  if (range.ip4First !== null && address.ip4) {
+    const ip = address.ip4.value();
+    found.push({ field: 'IP', text: address.ip4.text, index: ip >= range.ip4First ? ip - range.ip4First : null });
   }
-  if (range.ip6First !== null && address.IP6 !== undefined) {
-    const ip6 = tryIPv6(address.IP6);
-    if (ip6 === null) unusable.push(`IP6 "${address.IP6}" is not a valid IPv6 address`);
-    else found.push({ field: 'IP6', text: address.IP6, index: ip6Index(range.ip6First, ip6) });
+  if (range.ip6First !== null && address.ip6) {
+    const ip6 = address.ip6.valueOrNull();
+    if (ip6 === null) unusable.push(`IP6 "${address.ip6.text}" is not a valid IPv6 address`);
+    else found.push({ field: 'IP6', text: address.ip6.text, index: ip6Index(range.ip6First, ip6) });
   }
-  if (address.MAC !== undefined) {
-    const mac = parseMac(address.MAC, 'ADDRESS MAC');
+  if (address.mac) {
+    const mac = address.mac.value();
     const base = rangeMacBase(range, ar);
     if (base === null) unusable.push("the MAC cannot be placed: neither the AR nor pgipam knows the range's first MAC");
-    else found.push({ field: 'MAC', text: address.MAC, index: macIndex(base, mac) });
+    else found.push({ field: 'MAC', text: address.mac.text, index: macIndex(base, mac) });
   }
   return { found, unusable };
 }
@@ -67,13 +59,8 @@ const where = (r: Reading, range: RangeRow) => (r.index === null || r.index >= r
 // The index the request names, checked against the range and against the SIZE oned believes the
 // AR has (`onevnet updatear` changes it without telling the driver).
 //   limit: the highest index + 1 the request may touch.
-export function requestedAddress(
-  range: RangeRow,
-  ar: Record<string, string>,
-  address: Record<string, string>,
-  count: number,
-  limit: number,
-): RequestedAddress {
+export function requestedAddress(range: RangeRow, ar: ArReference, address: AddressAsk, limit: number): RequestedAddress {
+  const count = address.count.value();
   const { found, unusable } = readings(range, ar, address);
   const first = found[0];
   if (!first) {
@@ -94,21 +81,15 @@ export function requestedAddress(
   return { index, text };
 }
 
-// The SIZE in the AR oned sent, when it is a number.
-export function arSize(ar: Record<string, string>): number | null {
-  return ar.SIZE !== undefined && /^\d{1,10}$/.test(ar.SIZE) ? Number(ar.SIZE) : null;
-}
-
 // What to tell the operator when the AR's SIZE and the range's differ.
-export function sizeDriftHint(range: RangeRow, ar: Record<string, string>): string | null {
-  const size = arSize(ar);
-  if (size === null || size === range.size) return null;
-  return `the AR says SIZE ${size} but pgipam registered ${range.size} addresses for range ${range.id} ("onevnet updatear" changes SIZE without telling the IPAM driver): run "pgipam range resize ${range.id} --size ${size}"`;
+export function sizeDriftHint(range: RangeRow, ar: ArReference): string | null {
+  if (ar.size === null || ar.size === range.size) return null;
+  return `the AR says SIZE ${ar.size} but pgipam registered ${range.size} addresses for range ${range.id} ("onevnet updatear" changes SIZE without telling the IPAM driver): run "pgipam range resize ${range.id} --size ${ar.size}"`;
 }
 
-function outside(range: RangeRow, ar: Record<string, string>, text: string, index: number | null): IpamError {
+function outside(range: RangeRow, ar: ArReference, text: string, index: number | null): IpamError {
   const hint = sizeDriftHint(range, ar);
-  if (hint && index !== null && index >= range.size && index < (arSize(ar) ?? 0)) {
+  if (hint && index !== null && index >= range.size && index < (ar.size ?? 0)) {
     return new IpamError('RANGE_MISMATCH', `${text} is beyond the end of ${describeRange(range)}: ${hint}`);
   }
   return badRequest(`${text} is outside ${describeRange(range)}`);

@@ -8,6 +8,7 @@ import { recordHistory } from './history';
 import { lockPools } from './locks';
 import { describeBlock, rangePoolIds, releaseRangeBlocks } from './pool-space';
 import { addressAt, deleteRange, describeRange, rangeUsage } from './range-queries';
+import { parseRequest } from './parsed-request';
 import { findRangeId, lockNamedRange } from './range-resolution';
 
 export interface UnregisterResult {
@@ -16,10 +17,11 @@ export interface UnregisterResult {
 }
 
 export async function unregisterAddressRange(db: Db, req: IpamRequest, ctx: ActionContext): Promise<UnregisterResult> {
+  const { ar } = parseRequest(req);
   return withTransaction(db, async () => {
     let id: number | null;
     try {
-      id = await findRangeId(db, req.ar);
+      id = await findRangeId(db, ar);
     } catch (e) {
       // An AR in a space that no longer exists cannot have a range left.
       if (isIpamError(e, 'SPACE_NOT_FOUND')) id = null;
@@ -27,7 +29,7 @@ export async function unregisterAddressRange(db: Db, req: IpamRequest, ctx: Acti
     }
     // the lock order of locks.ts: the range's pools, then the range
     if (id !== null) await lockPools(db, await rangePoolIds(db, id));
-    const range = id === null ? null : await lockNamedRange(db, id, req.ar, 'update', ctx.platform);
+    const range = id === null ? null : await lockNamedRange(db, id, ar, 'update', ctx.platform);
     if (!range) {
       ctx.log('no pgipam range for this AR; already unregistered');
       return { rangeId: null, released: 0 };
