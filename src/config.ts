@@ -8,7 +8,8 @@ import { checkName } from './names';
 export const DEFAULT_CONFIG_PATH = '/etc/one/ipam/pgipam.conf';
 
 export interface Config {
-  // A libpq URL, or undefined to let pg read PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE.
+  // A libpq URL, or undefined to let pg read PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE/PGSSLMODE
+  // (node-postgres reads those; libpq's PGSERVICE and PGPASSFILE it does not).
   databaseUrl: string | undefined;
   // Where the database setting came from, for error messages (never the URL itself: it may hold a password).
   source: string;
@@ -111,7 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } else if (file.database_url) {
     databaseUrl = file.database_url;
     source = `database_url in ${path}`;
-  } else if (env.PGHOST || env.PGDATABASE || env.PGSERVICE) {
+  } else if (env.PGHOST || env.PGDATABASE) {
     databaseUrl = undefined;
     source = 'the PG* environment variables';
   } else {

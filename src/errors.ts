@@ -54,7 +54,7 @@ export function reasonLines(stderr: string): string[] {
 }
 
 // oned reads failure text from stderr through a US-ASCII regexp: a non-ASCII byte there hides the
-// reason or kills the MAD (protocol notes §14). Lines are joined without separator (§3.1), so the
+// reason or kills the MAD (src/driver/PROTOCOL.md §14). Lines are joined without separator (§3.1), so the
 // reason must be one line.
 export function toOneLine(text: string, maxLength = 1000): string {
   let s = text.replace(/[\r\n\t]+/g, ' ').replace(/[\x00-\x1f\x7f]/g, '?');

@@ -1,5 +1,5 @@
 // `pgipam range resize`: makes a range's size agree with its AR again after `onevnet updatear`
-// changed the AR's SIZE, which oned does without calling the driver (protocol notes §6, §15).
+// changed the AR's SIZE, which oned does without calling the driver (src/driver/PROTOCOL.md §6, §15).
 //
 // Growing adds the new addresses as free space (keeping the network, broadcast and gateway
 // addresses and the pool reservations in it reserved, as registration does), and is refused when

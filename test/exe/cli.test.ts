@@ -3,13 +3,14 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
-import { type TestDb, emptyDatabase } from '../support/db';
+import { type TestDb, createTestDatabase, emptyDatabase } from '../support/db';
 import { ROOT, runActionProcess } from '../support/action-process';
 
-let t: TestDb;
+// Each test gets a database of its own (t), set up by the test itself.
+let t: TestDb | undefined;
 const CLI = path.join(ROOT, 'build/pgipam.mjs');
 const role = `pgipam_cli_${crypto.randomBytes(3).toString('hex')}`;
 
@@ -17,18 +18,55 @@ async function cli(args: string[], extraEnv: Record<string, string> = {}) {
   const r = await execa(process.execPath, [CLI, ...args], {
     reject: false,
     extendEnv: false,
-    env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', PGIPAM_DATABASE_URL: t.url, ...extraEnv },
+    env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', PGIPAM_DATABASE_URL: t!.url, ...extraEnv },
     timeout: 30_000,
     stripFinalNewline: false,
   });
   return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
-beforeAll(async () => {
-  t = await emptyDatabase('cli');
+// A migrated database with the pool "cloud" (the default), one range of 4000 addresses carved
+// from it (range 1: 10.20.0.2 - 10.20.15.161) and a block of 3 leased by request 41.
+async function cloud(label: string): Promise<Record<string, string>> {
+  t = await createTestDatabase(label);
+  const add = await cli([
+    'pool',
+    'add',
+    'cloud',
+    '--prefix',
+    '10.20.0.0/16',
+    '--prefix',
+    '2001:db8:100::/48',
+    '--dns',
+    '10.20.0.2',
+    '--vlan',
+    '120',
+    '--default',
+    '--attr',
+    'OWNER=ops',
+  ]);
+  expect(add.code).toBe(0);
+  const reg = await runActionProcess(
+    'register_address_range',
+    toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', TYPE: 'IP4', SIZE: '4000' }), EMPTY_ADDRESS)),
+    { PGIPAM_DATABASE_URL: t.url },
+  );
+  const ar = storedAr(parseTemplate(reg.stdout).values, 0);
+  const lease = await runActionProcess(
+    'get_address',
+    toBase64(actionData(arXmlFormB(ar), addressXml({ size: 3 }))),
+    { PGIPAM_DATABASE_URL: t.url },
+    ['41'],
+  );
+  expect(lease.exitCode).toBe(0);
+  return ar;
+}
+
+afterEach(async () => {
+  await t?.drop();
+  t = undefined;
 });
 afterAll(async () => {
-  await t?.drop();
   const admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
   await admin.connect();
   await admin.query(`drop role if exists ${role}`);
@@ -37,6 +75,7 @@ afterAll(async () => {
 
 describe('pgipam CLI', () => {
   it('migrates an empty database, and a second run does nothing', async () => {
+    t = await emptyDatabase('cli_migrate');
     const dry = await cli(['migrate', '--dry-run']);
     expect(dry.stdout).toMatch(/-- migration 1 core/);
     const r = await cli(['migrate']);
@@ -46,6 +85,7 @@ describe('pgipam CLI', () => {
   });
 
   it('defines a pool, shows it with a map, and lists it as JSON', async () => {
+    t = await createTestDatabase('cli_pool');
     const add = await cli([
       'pool',
       'add',
@@ -78,12 +118,9 @@ describe('pgipam CLI', () => {
   });
 
   it('shows ranges, leases, finds addresses, reserves and reads the history', async () => {
+    await cloud('cli_show');
     const ranges = JSON.parse((await cli(['range', 'list', '--json'])).stdout);
     expect(ranges).toHaveLength(1);
-    const ar = storedAr(ranges[0].attrs, 0);
-    await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), addressXml({ size: 3 }))), { PGIPAM_DATABASE_URL: t.url }, [
-      '41',
-    ]);
     const show = await cli(['range', 'show', String(ranges[0].id)]);
     expect(show.stdout).toMatch(/size 4000 {2}used 3/);
     expect(show.stdout).toMatch(/10\.20\.0\.2 +10\.20\.0\.4 +3 +lease/);
@@ -104,6 +141,7 @@ describe('pgipam CLI', () => {
   });
 
   it('adds a platform with a password from the environment, never from argv', async () => {
+    await cloud('cli_platform');
     const r = await cli(['platform', 'add', 'zone-x', '--role', role, '--password-env', 'ZONE_PW'], { ZONE_PW: 's3cret' });
     expect(r).toMatchObject({ code: 0, stdout: `added platform zone-x with login role ${role}\n` });
     expect((await cli(['platform', 'grant', 'zone-x', 'cloud'])).code).toBe(0);
@@ -113,6 +151,7 @@ describe('pgipam CLI', () => {
   });
 
   it('fails with one clear line and a non-zero exit', async () => {
+    await cloud('cli_fail');
     for (const [args, re] of [
       [['pool', 'show', 'nope'], /^pgipam: no pool "nope"\n$/],
       [
@@ -135,9 +174,10 @@ describe('pgipam CLI', () => {
   });
 
   it('check says ok, and finds damage done behind its back', async () => {
+    await cloud('cli_check');
     expect((await cli(['check'])).stdout).toMatch(/^ok: 1 ranges and 1 pools are consistent\n$/);
-    await t.db.query(`delete from pgipam.free_extent where ctid = (select ctid from pgipam.free_extent limit 1)`);
-    await t.db.query(`delete from pgipam.pool_free_block where ctid = (select ctid from pgipam.pool_free_block limit 1)`);
+    await t!.db.query(`delete from pgipam.free_extent where ctid = (select ctid from pgipam.free_extent limit 1)`);
+    await t!.db.query(`delete from pgipam.pool_free_block where ctid = (select ctid from pgipam.pool_free_block limit 1)`);
     const r = await cli(['check']);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(
@@ -147,20 +187,57 @@ describe('pgipam CLI', () => {
   });
 
   it('prunes history only on purpose, leaving a row that says so', async () => {
+    const ar = await cloud('cli_prune');
+    await cli(['reserve', '10.20.0.10', '--reason', 'router']);
+    await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip: '10.20.0.2', size: 1 }))), {
+      PGIPAM_DATABASE_URL: t!.url,
+    });
     const all = JSON.parse((await cli(['history', '--limit', '1000', '--json'])).stdout).length;
     expect(all).toBeGreaterThan(5);
     const r = await cli(['history', 'prune', '--force', '--before', new Date(Date.now() + 60_000).toISOString()]);
     expect(r.stdout).toMatch(new RegExp(`^pruned ${all} history rows older than `));
     const left = JSON.parse((await cli(['history', '--json'])).stdout);
     expect(left.map((h: { event: string }) => h.event)).toEqual(['history_pruned']);
-    await expect(t.db.query('delete from pgipam.history')).rejects.toThrow(/append-only/);
+    await expect(t!.db.query('delete from pgipam.history')).rejects.toThrow(/append-only/);
   });
 
-  it('has --help everywhere', async () => {
-    for (const args of [[], ['pool'], ['pool', 'add'], ['range', 'show'], ['platform', 'add'], ['find'], ['history']]) {
+  it('has --help everywhere, saying what each command takes', async () => {
+    t = await createTestDatabase('cli_help');
+    const cases: Array<[string[], RegExp[]]> = [
+      [
+        [],
+        [
+          /pgipam <command>/,
+          /migrate create or upgrade the pgipam schema/,
+          /range <command> +address ranges registered by OpenNebula/,
+          /--json print JSON/,
+        ],
+      ],
+      [['pool'], [/pool add <name> define a pool/, /pool set <name> change a pool/, /pool rm <name> remove a pool/]],
+      [
+        ['pool', 'add'],
+        [/--prefix +IPv4 or IPv6 prefix \(repeatable\)/, /--gateway +gateway of carved IPv4 subnets/, /--restricted/],
+      ],
+      [
+        ['range', 'show'],
+        [/show one range with a map of its addresses/, /<id>/],
+      ],
+      [
+        ['range', 'resize'],
+        [/onevnet updatear/, /--size the SIZE the AR has in OpenNebula/],
+      ],
+      [
+        ['platform', 'add'],
+        [/--password-env read the role password from this environment variable/, /--role login role name/],
+      ],
+      [['find'], [/which space, pool, range, platform and lease hold an IP or MAC/]],
+      [['history'], [/--since ISO date or age/, /pgipam history prune delete history older than --before/]],
+    ];
+    for (const [args, res] of cases) {
       const r = await cli([...args, '--help']);
       expect(r.code, args.join(' ')).toBe(0);
-      expect(r.stdout).toMatch(/Options:/);
+      // yargs wraps lines to the terminal width: compare with the text on one line
+      for (const re of res) expect(r.stdout.replace(/\s+/g, ' '), `${args.join(' ')} --help`).toMatch(re);
     }
   });
 });

@@ -1,5 +1,5 @@
 import { formatIPv4, formatIPv6, formatMac, ip6AtIndex, macAtIndex, parseIPv4, parseIPv6, parseMac } from '../../src/address';
-// Builds IPAM requests the way oned does (protocol notes §4.1, checked against what a real oned
+// Builds IPAM requests the way oned does (src/driver/PROTOCOL.md §4.1, checked against what a real oned
 // 7.5.80 sent: test/fixtures/oned/requests), for the demo, the tests, the benchmark and the stress
 // run: form (a) is VectorAttribute::to_xml (every key in byte order, CDATA), form (b) is
 // AddressRange::to_xml (no ALLOCATED, plus MAC_END/IP_END/IP6_GLOBAL/... and USED_LEASES).

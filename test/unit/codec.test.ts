@@ -7,7 +7,7 @@ import { EMPTY_ADDRESS, actionData, arXmlFormA, arXmlFormB, toBase64 } from '../
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 describe('request decoding', () => {
-  it('reads the exact bytes oned sends for get_address (protocol notes §4.3)', () => {
+  it('reads the exact bytes oned sends for get_address (src/driver/PROTOCOL.md §4.3)', () => {
     const xml =
       '<IPAM_DRIVER_ACTION_DATA><AR><AR_ID><![CDATA[0]]></AR_ID><DNS><![CDATA[10.0.0.2 10.0.0.3]]></DNS><IP><![CDATA[10.0.0.10]]></IP><IPAM_MAD><![CDATA[netbox]]></IPAM_MAD><MAC><![CDATA[02:00:0a:00:00:0a]]></MAC><SIZE><![CDATA[100]]></SIZE><TYPE><![CDATA[IP4]]></TYPE><MAC_END><![CDATA[02:00:0a:00:00:6d]]></MAC_END><IP_END><![CDATA[10.0.0.109]]></IP_END><USED_LEASES>0</USED_LEASES></AR><ADDRESS><SIZE>1</SIZE></ADDRESS></IPAM_DRIVER_ACTION_DATA>';
     const req = parseActionXml(decodePayload(b64(xml)));
