@@ -1,5 +1,5 @@
 // Pools that carve networks, reservations and holds, on a real PostgreSQL.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../support/db';
 import { allocateAddress, freeAddress, ipv4Layout, registerAddressRange, unregisterAddressRange } from '../../src/allocator/index';
 import { getAddress } from '../../src/allocator/get-address';
@@ -11,16 +11,45 @@ import { rangeCells, removeRange, showRange } from '../../src/admin/range-admin'
 import { poolMapText, rangeMapText } from '../../src/cli/render';
 import { cidrCover, getPool } from '../../src/allocator/pool-space';
 
+// Every test gets a database of its own and sets up the pools it needs.
 let t: TestDb;
 const ctx = testContext('r1');
-beforeAll(async () => {
+beforeEach(async () => {
   t = await createTestDatabase('pools');
 });
-afterAll(async () => t?.drop());
+afterEach(async () => t?.drop());
 
 type Attrs = Record<string, string>;
 const register = async (ar: Attrs) => (await registerAddressRange(t.db, { ar: { IPAM_MAD: 'pgipam', ...ar }, address: {} }, ctx)).reply;
 const unregister = (ar: Attrs) => unregisterAddressRange(t.db, { ar, address: {} }, ctx);
+
+// The default pool "cloud", IPv4 and IPv6.
+const cloudPool = () =>
+  addPool(
+    t.db,
+    'cloud',
+    {
+      prefixes: ['10.20.0.0/16', '2001:db8:100::/48'],
+      dns: '10.20.0.2 10.20.0.3',
+      searchDomain: 'cloud.example',
+      mtu: 1450,
+      vlanId: 120,
+      isDefault: true,
+      extra: { OWNER: 'ops team' },
+    },
+    ctx,
+  );
+
+// The pool "lab" (172.30.0.0/22) holding three ranges: an explicit 172.30.1.0/24 and two carved /24s.
+async function labPool(): Promise<{ explicit: Attrs; carved: Attrs[] }> {
+  await addPool(t.db, 'lab', { prefixes: ['172.30.0.0/22'], gateway: 'none' }, ctx);
+  const explicit = await register({ TYPE: 'IP4', IP: '172.30.1.0', SIZE: '256', NETWORK_MASK: '255.255.255.0' });
+  const carved = [
+    await register({ TYPE: 'IP4', SIZE: '254', PGIPAM_POOL: 'lab' }),
+    await register({ TYPE: 'IP4', SIZE: '254', PGIPAM_POOL: 'lab' }),
+  ];
+  return { explicit, carved };
+}
 
 describe('IPv4 subnet layout', () => {
   it('picks the smallest subnet that holds SIZE usable addresses beside network, broadcast and gateway', () => {
@@ -40,20 +69,7 @@ describe('IPv4 subnet layout', () => {
 
 describe('carving from a pool', () => {
   it('carves the smallest aligned free subnet and replies with the network attributes', async () => {
-    await addPool(
-      t.db,
-      'cloud',
-      {
-        prefixes: ['10.20.0.0/16', '2001:db8:100::/48'],
-        dns: '10.20.0.2 10.20.0.3',
-        searchDomain: 'cloud.example',
-        mtu: 1450,
-        vlanId: 120,
-        isDefault: true,
-        extra: { OWNER: 'ops team' },
-      },
-      ctx,
-    );
+    await cloudPool();
     const ar = await register({ TYPE: 'IP4', SIZE: '100' });
     expect(ar).toMatchObject({
       TYPE: 'IP4',
@@ -80,6 +96,7 @@ describe('carving from a pool', () => {
   });
 
   it('never leases network, broadcast or gateway of a carved subnet', async () => {
+    await cloudPool();
     const ar = await register({ TYPE: 'IP4', SIZE: '1' });
     expect(ar.NETWORK_MASK).toBe('255.255.255.252');
     expect((await getAddress(t.db, { ar, address: { SIZE: '1' } }, ctx)).ip).toBe(ar.IP);
@@ -87,6 +104,7 @@ describe('carving from a pool', () => {
   });
 
   it('carves a /64 for IP6 and IP4_6 ARs and a static /64 for IP6_STATIC', async () => {
+    await cloudPool();
     const v6 = await register({ TYPE: 'IP6', SIZE: '1000', PGIPAM_POOL: 'cloud' });
     expect(v6.GLOBAL_PREFIX).toBe('2001:db8:100::');
     const dual = await register({ TYPE: 'IP4_6', SIZE: '50' });
@@ -120,14 +138,9 @@ describe('carving from a pool', () => {
   });
 
   it('takes an explicit range inside a pool out of it, and refuses one that is taken', async () => {
-    await addPool(t.db, 'lab', { prefixes: ['172.30.0.0/22'], gateway: 'none' }, ctx);
-    const x = await register({ TYPE: 'IP4', IP: '172.30.1.0', SIZE: '256', NETWORK_MASK: '255.255.255.0' });
+    const { explicit: x, carved } = await labPool();
     expect(x).toMatchObject({ PGIPAM_POOL: 'lab', PGIPAM_SUBNET: '172.30.1.0/24' });
-    // carving now skips 172.30.1.0/24
-    const carved = [
-      await register({ TYPE: 'IP4', SIZE: '254', PGIPAM_POOL: 'lab' }),
-      await register({ TYPE: 'IP4', SIZE: '254', PGIPAM_POOL: 'lab' }),
-    ];
+    // carving skipped 172.30.1.0/24
     expect(carved.map((c) => c.PGIPAM_SUBNET)).toEqual(['172.30.0.0/24', '172.30.2.0/24']);
     await expect(register({ TYPE: 'IP4', IP: '172.30.2.10', SIZE: '5', PGIPAM_SPACE: 'default' })).rejects.toThrow(
       /172\.30\.2\.10\/31 of pool "lab" is already taken by range \d+|overlaps range/,
@@ -140,6 +153,7 @@ describe('carving from a pool', () => {
   });
 
   it('refuses what it cannot carve with one clear reason, changing nothing', async () => {
+    await labPool();
     const before = await snapshot(t.db);
     await expect(register({ TYPE: 'IP4', SIZE: '10', PGIPAM_POOL: 'nope' })).rejects.toThrow(/pool "nope" does not exist/);
     await expect(register({ TYPE: 'IP4', SIZE: '100000', PGIPAM_POOL: 'lab' })).rejects.toThrow(/no free IPv4 \/15/);
@@ -149,6 +163,8 @@ describe('carving from a pool', () => {
   });
 
   it('pool add/set/rm keep their rules', async () => {
+    await cloudPool();
+    await labPool();
     await expect(addPool(t.db, 'dup', { prefixes: ['10.20.128.0/17'] }, ctx)).rejects.toThrow(/overlaps a prefix of pool "cloud"/);
     await expect(addPool(t.db, 'hostbits', { prefixes: ['10.99.0.1/16'] }, ctx)).rejects.toThrow(/host bits set/);
     await expect(removePool(t.db, 'lab', false, ctx)).rejects.toThrow(/still has 3 ranges/);
@@ -218,6 +234,19 @@ describe('reservations, holds, find and history', () => {
   });
 
   it('keeps one history row per change, append-only', async () => {
+    // one of each change
+    await cloudPool();
+    await addSpace(t.db, 'dc3', '', ctx);
+    await setPool(t.db, 'cloud', { dns: '10.20.0.53' }, ctx);
+    await addPool(t.db, 'brief', { prefixes: ['10.21.0.0/24'] }, ctx);
+    await removePool(t.db, 'brief', false, ctx);
+    const ar = await register({ TYPE: 'IP4', SIZE: '20' });
+    const leased = await getAddress(t.db, { ar, address: { SIZE: '1' } }, ctx);
+    await allocateAddress(t.db, { ar, address: { IP: '10.20.0.9', SIZE: '1' } }, ctx);
+    await freeAddress(t.db, { ar, address: { IP: leased.ip, SIZE: '1' } }, ctx);
+    await reserve(t.db, '10.20.0.12', 'test', 'default', ctx);
+    await unreserve(t.db, '10.20.0.12', 'default', ctx);
+    await unregister(ar);
     const rows = await history(t.db, { limit: 1000 });
     const events = new Set(rows.map((r) => r.event));
     for (const e of [
@@ -240,6 +269,7 @@ describe('reservations, holds, find and history', () => {
   });
 
   it('range rm refuses a range with leases unless forced and returns its subnet', async () => {
+    await addPool(t.db, 'held', { prefixes: ['10.60.0.0/24'], holdSeconds: 600, gateway: 'none' }, ctx);
     const ar = await register({ TYPE: 'IP4', SIZE: '10', PGIPAM_POOL: 'held' });
     await getAddress(t.db, { ar, address: { SIZE: '1' } }, ctx);
     await expect(removeRange(t.db, Number(ar.PGIPAM_RANGE_ID), false, ctx)).rejects.toThrow(/still has 1 leased/);
