@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { REMOTES, ROOT } from './support/action-process';
+import { REMOTES, ROOT } from './support/processes';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../src/db/migrate';
 import { startEmbeddedPostgres, type EmbeddedServer } from './support/embedded';

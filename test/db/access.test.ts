@@ -7,7 +7,7 @@ import { addPlatform, grantPool, revokePool, listPlatforms } from '../../src/adm
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
 import { type TestDb, createTestDatabase, testContext } from '../support/db';
-import { runActionProcess } from '../support/action-process';
+import { runActionProcess } from '../support/processes';
 import { addPool } from '../../src/admin/pool-admin';
 
 let t: TestDb;

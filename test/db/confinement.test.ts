@@ -2,8 +2,6 @@
 // migration 4 (raw SQL as a platform's own login role where that is the path), asserting that it
 // now fails with one clear line and changes nothing. Every test sets up what it needs.
 import crypto from 'node:crypto';
-import path from 'node:path';
-import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { addPlatform, grantPool, revokePool, scramVerifier } from '../../src/admin/platforms';
@@ -11,13 +9,12 @@ import { checkDatabase } from '../../src/admin/check';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
 import { type TestDb, checkConsistency, createTestDatabase, snapshot, testContext } from '../support/db';
-import { ROOT, runActionProcess } from '../support/action-process';
+import { runActionProcess, runCliProcess } from '../support/processes';
 import { freeAddress, registerAddressRange } from '../../src/allocator/index';
 import { reserve } from '../../src/admin/reservations';
 import { addPool, setPool } from '../../src/admin/pool-admin';
 
 const ctx = testContext('conf');
-const CLI = path.join(ROOT, 'build/pgipam.mjs');
 const roles: string[] = [];
 const open: Array<{ end: () => Promise<void> }> = [];
 let t: TestDb | undefined;
@@ -77,14 +74,10 @@ async function register(env: Record<string, string>, request: Record<string, str
   return { ...r, ar: r.exitCode === 0 ? storedAr(parseTemplate(r.stdout).values, 0) : undefined };
 }
 
+// The CLI as an operator runs it; the final newline of its output dropped.
 async function cli(env: Record<string, string>, args: string[]) {
-  const r = await execa(process.execPath, [CLI, ...args], {
-    reject: false,
-    extendEnv: false,
-    env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', ...env },
-    timeout: 30_000,
-  });
-  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  const r = await runCliProcess(args, env);
+  return { code: r.code, stdout: r.stdout.replace(/\n$/, ''), stderr: r.stderr.replace(/\n$/, '') };
 }
 
 describe('1. privilege escalation through search_path', () => {

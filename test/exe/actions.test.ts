@@ -15,7 +15,7 @@ import {
   toBase64,
 } from '../support/oned-sim';
 import { type TestDb, checkConsistency, createTestDatabase, emptyDatabase, snapshot } from '../support/db';
-import { REMOTES, runActionProcess } from '../support/action-process';
+import { REMOTES, runActionProcess } from '../support/processes';
 import { freePort } from '../support/embedded';
 
 let t: TestDb;

@@ -1,28 +1,18 @@
 // The operator's CLI, run as a process like an operator runs it.
 import crypto from 'node:crypto';
-import path from 'node:path';
-import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
 import { type TestDb, createTestDatabase, emptyDatabase } from '../support/db';
-import { ROOT, runActionProcess } from '../support/action-process';
+import { runActionProcess, runCliProcess } from '../support/processes';
 
 // Each test gets a database of its own (t), set up by the test itself.
 let t: TestDb | undefined;
-const CLI = path.join(ROOT, 'build/pgipam.mjs');
 const role = `pgipam_cli_${crypto.randomBytes(3).toString('hex')}`;
 
 async function cli(args: string[], extraEnv: Record<string, string> = {}) {
-  const r = await execa(process.execPath, [CLI, ...args], {
-    reject: false,
-    extendEnv: false,
-    env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', PGIPAM_DATABASE_URL: t!.url, ...extraEnv },
-    timeout: 30_000,
-    stripFinalNewline: false,
-  });
-  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  return runCliProcess(args, { PGIPAM_DATABASE_URL: t!.url, ...extraEnv });
 }
 
 // A migrated database with the pool "cloud" (the default), one range of 4000 addresses carved

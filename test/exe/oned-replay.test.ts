@@ -3,16 +3,14 @@
 // test/fixtures/oned/requests, exactly as the actions read them, with the exit codes oned saw.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
 import { type TestDb, checkConsistency, createTestDatabase, snapshot } from '../support/db';
-import { ROOT, runActionProcess } from '../support/action-process';
+import { ROOT, runActionProcess, runCliProcess } from '../support/processes';
 import { find } from '../../src/admin/lookups';
 
 const REQUESTS = path.join(ROOT, 'test/fixtures/oned/requests');
-const CLI = path.join(ROOT, 'build/pgipam.mjs');
 
 let t: TestDb | undefined;
 afterEach(async () => {
@@ -25,14 +23,10 @@ async function database(label: string): Promise<{ t: TestDb; env: Record<string,
   return { t, env: { PGIPAM_DATABASE_URL: t.url } };
 }
 
+// The CLI as an operator runs it; the final newline of its output dropped.
 async function cli(env: Record<string, string>, args: string[]) {
-  const r = await execa(process.execPath, [CLI, ...args], {
-    reject: false,
-    extendEnv: false,
-    env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', ...env },
-    timeout: 30_000,
-  });
-  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+  const r = await runCliProcess(args, env);
+  return { code: r.code, stdout: r.stdout.replace(/\n$/, ''), stderr: r.stderr.replace(/\n$/, '') };
 }
 
 const requests = fs

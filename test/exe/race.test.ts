@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressForIndex, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
 import { type TestDb, checkConsistency, createTestDatabase } from '../support/db';
-import { runActionProcess } from '../support/action-process';
+import { runActionProcess } from '../support/processes';
 
 let t: TestDb;
 let env: Record<string, string>;

@@ -12,7 +12,7 @@ import { makeRng, seedFromEnv } from '../support/random';
 import { storedAr, type Attrs } from '../support/oned-sim';
 import { type TestDb, createTestDatabase, snapshot, testContext } from '../support/db';
 import { mutate } from '../support/fuzz';
-import { runActionProcess } from '../support/action-process';
+import { runActionProcess } from '../support/processes';
 import { registerAddressRange } from '../../src/allocator/index';
 import { addPool } from '../../src/admin/pool-admin';
 

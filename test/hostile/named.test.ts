@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
 import { type TestDb, createTestDatabase, snapshot } from '../support/db';
-import { REMOTES, runActionProcess } from '../support/action-process';
+import { REMOTES, runActionProcess } from '../support/processes';
 
 let t: TestDb;
 let env: Record<string, string>;

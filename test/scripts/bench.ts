@@ -2,7 +2,7 @@
 //   1. median wall time of one get_address process vs `node -e 0` on this machine (ratio);
 //   2. the library's time per allocation on an empty vs a 99% full /16 and in a /8 (ratios).
 import { spawnSync } from 'node:child_process';
-import { REMOTES } from '../support/action-process';
+import { REMOTES } from '../support/processes';
 import path from 'node:path';
 import pg from 'pg';
 import { silentContext } from '../../src/allocator/context';

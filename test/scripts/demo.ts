@@ -1,7 +1,7 @@
 // npm run demo: a full lease lifecycle through the real action executables, fed exactly as oned
 // feeds them, on an embedded PostgreSQL that this script starts and stops itself.
 import pg from 'pg';
-import { runActionProcess } from '../support/action-process';
+import { runActionProcess } from '../support/processes';
 import { migrate } from '../../src/db/migrate';
 import { parseTemplate } from '../../src/driver/template';
 import { silentContext } from '../../src/allocator/context';

@@ -4,7 +4,7 @@
 // of what the driver replied is then compared with the database. Prints what it ran and found and
 // exits non-zero on any violation.
 import pg from 'pg';
-import { type ActionRun, runActionProcess } from '../support/action-process';
+import { type ActionRun, runActionProcess } from '../support/processes';
 import { formatIPv4, parseIPv4 } from '../../src/address';
 import { migrate } from '../../src/db/migrate';
 import { checkDatabase } from '../../src/admin/check';

@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { IpamError } from '../../errors';
 import { printTable } from '../render';
-import { addPool, listPools, poolInfo, removePool, setPool } from '../../admin/pool-admin';
+import { type PoolOptions, addPool, listPools, poolInfo, removePool, setPool } from '../../admin/pool-admin';
 import { getPool } from '../../allocator/pool-space';
 import { out, parseAttrs, withDb, write, poolOptions } from '../common';
 import { printPool, poolJson, pct } from '../render';
@@ -68,16 +68,7 @@ const poolAdd = <T>(y: Argv<T>) =>
           {
             space: args.space,
             prefixes: args.prefix,
-            gateway: args.gateway,
-            dns: args.dns,
-            searchDomain: args.searchDomain,
-            mtu: args.mtu,
-            vlanId: args.vlan,
-            holdSeconds: args.holdSeconds,
-            isDefault: args.default,
-            restricted: args.restricted,
-            extra: parseAttrs(args.attr),
-            description: args.description,
+            ...poolSettings(args),
           },
           ctx,
         ),
@@ -85,6 +76,35 @@ const poolAdd = <T>(y: Argv<T>) =>
       out(args, pool, () => write(`created pool ${pool.name} in space ${pool.spaceName}\n`));
     },
   );
+
+// What --gateway, --dns and the other options of poolOptions say, for pool add and pool set.
+function poolSettings(args: PoolArgs): PoolOptions {
+  return {
+    gateway: args.gateway,
+    dns: args.dns,
+    searchDomain: args.searchDomain,
+    mtu: args.mtu,
+    vlanId: args.vlan,
+    holdSeconds: args.holdSeconds,
+    isDefault: args.default,
+    restricted: args.restricted,
+    extra: parseAttrs(args.attr),
+    description: args.description,
+  };
+}
+
+type PoolArgs = {
+  gateway?: string;
+  dns?: string;
+  searchDomain?: string;
+  mtu?: number;
+  vlan?: number;
+  holdSeconds?: number;
+  default?: boolean;
+  restricted?: boolean;
+  attr?: string[];
+  description?: string;
+};
 
 const poolSet = <T>(y: Argv<T>) =>
   y.command(
@@ -105,16 +125,7 @@ const poolSet = <T>(y: Argv<T>) =>
           {
             addPrefixes: args.addPrefix,
             removePrefixes: args.removePrefix,
-            gateway: args.gateway,
-            dns: args.dns,
-            searchDomain: args.searchDomain,
-            mtu: args.mtu,
-            vlanId: args.vlan,
-            holdSeconds: args.holdSeconds,
-            isDefault: args.default,
-            restricted: args.restricted,
-            extra: parseAttrs(args.attr),
-            description: args.description,
+            ...poolSettings(args),
           },
           ctx,
         ),

@@ -1,6 +1,7 @@
-// The one way tests, the stress checker, the benchmark and the demo run a built action: as
-// one_ipam.rb does, `<action> <request id>` with base64 on stdin and stdin closed, in a process
-// of its own. Returns what oned would see, and what it would show the user (`reason`).
+// The one way tests, the stress checker, the benchmark and the demo run what the build produced:
+// an action as one_ipam.rb does (`<action> <request id>`, base64 on stdin, stdin closed, a
+// process of its own), and the CLI as an operator does. Return what the caller would see, and for
+// an action what oned would show the user (`reason`).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,6 +16,7 @@ export const ROOT = (() => {
   throw new Error(`no pgipam checkout above ${__dirname}`);
 })();
 export const REMOTES = path.join(ROOT, 'remotes/ipam/pgipam');
+export const CLI = path.join(ROOT, 'build/pgipam.mjs');
 
 export interface ActionRun {
   exitCode: number;
@@ -33,18 +35,18 @@ export interface ActionRunOptions {
   timeoutMs?: number;
 }
 
-// env is the action's whole environment; PATH and PGIPAM_CONFIG=/dev/null (no config file) are
-// added when it does not say otherwise. args: the action's arguments, oned's request id by default.
-export function runActionProcess(
-  action: string,
+// env is the process's whole environment; PATH and PGIPAM_CONFIG=/dev/null (no config file) are
+// added when it does not say otherwise.
+function runProcess(
+  file: string,
+  args: string[],
   input: string,
   env: NodeJS.ProcessEnv,
-  args: string[] = ['7'],
-  o: ActionRunOptions = {},
-): Promise<ActionRun> {
+  o: ActionRunOptions,
+): Promise<Omit<ActionRun, 'reason'>> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REMOTES, action), ...args], {
+    const child = spawn(process.execPath, [file, ...args], {
       env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -56,10 +58,34 @@ export function runActionProcess(
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ exitCode: code ?? 255, signal, stdout, stderr, reason: reasonLines(stderr).join(''), ms: Date.now() - started });
+      resolve({ exitCode: code ?? 255, signal, stdout, stderr, ms: Date.now() - started });
     });
     child.stdin.on('error', () => {});
     child.stdin.end(input);
     o.onSpawn?.(() => child.kill('SIGKILL'));
   });
+}
+
+// args: the action's arguments, oned's request id by default.
+export async function runActionProcess(
+  action: string,
+  input: string,
+  env: NodeJS.ProcessEnv,
+  args: string[] = ['7'],
+  o: ActionRunOptions = {},
+): Promise<ActionRun> {
+  const r = await runProcess(path.join(REMOTES, action), args, input, env, o);
+  return { ...r, reason: reasonLines(r.stderr).join('') };
+}
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+// The pgipam CLI; stdout and stderr as printed, final newline included.
+export async function runCliProcess(args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<CliRun> {
+  const r = await runProcess(CLI, args, input, env, {});
+  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
