@@ -9,8 +9,12 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const actions = ['register_address_range', 'unregister_address_range', 'allocate_address', 'get_address', 'free_address'];
 
+const version = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version;
+
 const common = {
   bundle: true,
+  // src/version.ts: every bundle says which pgipam it is
+  define: { __PGIPAM_VERSION__: JSON.stringify(version) },
   platform: 'node',
   target: 'node20',
   format: 'cjs',
@@ -33,7 +37,7 @@ await Promise.all([
       // and stop pg's Cloudflare-Workers probe (`new Response(...)`) from loading Node's whole
       // fetch stack (undici) at start-up, which costs tens of milliseconds per process.
       minify: true,
-      define: { Response: 'undefined' },
+      define: { ...common.define, Response: 'undefined' },
     }),
   ),
   // yargs is ESM-only (it reads import.meta.url), so the CLI is an ES module with a require() for pg.

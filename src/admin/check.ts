@@ -1,6 +1,7 @@
 // Checks that the database agrees with itself: what `pgipam check` reports, what the stress run
 // and the tests assert. Read-only; safe to run while the driver works (a REPEATABLE READ snapshot).
 import type { Db } from '../db/client';
+import { missingSchemaObjects } from '../db/migrate';
 
 export interface CheckResult {
   ranges: number;
@@ -10,6 +11,14 @@ export interface CheckResult {
 
 export async function checkDatabase(db: Db): Promise<CheckResult> {
   const problems: string[] = [];
+  // A damaged schema first: without its tables nothing below can be checked.
+  const missing = await missingSchemaObjects(db);
+  if (missing.length)
+    return {
+      ranges: 0,
+      pools: 0,
+      problems: [`the pgipam schema is damaged: ${missing.join(', ')} missing; restore the database from a backup`],
+    };
   await db.query('begin isolation level repeatable read read only');
   try {
     // Every address of every range is in exactly one lease or one free extent.

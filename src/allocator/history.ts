@@ -2,6 +2,7 @@
 // (migration 4); the event names are the ones below and nothing else.
 import type { Db } from '../db/client';
 import type { ActionContext } from './context';
+import { PGIPAM_VERSION } from '../version';
 
 export const HISTORY_EVENTS = [
   'range_registered',
@@ -37,8 +38,8 @@ export interface HistoryEvent {
 
 export async function recordHistory(db: Db, ctx: ActionContext, e: HistoryEvent): Promise<void> {
   await db.query(
-    `insert into pgipam.history (event, space_id, range_id, first_idx, size, address, platform, request_id, detail)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    `insert into pgipam.history (event, space_id, range_id, first_idx, size, address, platform, request_id, detail, pgipam_version)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
     [
       e.event,
       e.spaceId,
@@ -49,6 +50,7 @@ export async function recordHistory(db: Db, ctx: ActionContext, e: HistoryEvent)
       ctx.platform,
       ctx.requestId,
       JSON.stringify(e.detail ?? {}),
+      PGIPAM_VERSION,
     ],
   );
 }

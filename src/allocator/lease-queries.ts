@@ -3,6 +3,7 @@
 // function runs inside a transaction that holds the range's row lock (locks.ts).
 import type { Db } from '../db/client';
 import type { ActionContext } from './context';
+import { PGIPAM_VERSION } from '../version';
 import type { RangeRow } from './range-queries';
 
 export interface LeaseRow {
@@ -65,10 +66,10 @@ export async function leaseFirstFit(db: Db, range: RangeRow, count: number, limi
         where f.range_id = $1 and f.first_idx = e.first_idx and e.last_idx - e.first_idx + 1 > $2),
      leased as (insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id)
         select $1, e.first_idx, e.first_idx + $2 - 1, 'lease', $4 from e),
-     logged as (insert into pgipam.history (event, space_id, range_id, first_idx, size, address, platform, request_id)
-        select 'address_leased', $5, $1, e.first_idx, $2, host('0.0.0.0'::inet + ($6::int8 + e.first_idx)), $7, $4 from e)
+     logged as (insert into pgipam.history (event, space_id, range_id, first_idx, size, address, platform, request_id, pgipam_version)
+        select 'address_leased', $5, $1, e.first_idx, $2, host('0.0.0.0'::inet + ($6::int8 + e.first_idx)), $7, $4, $8 from e)
      select e.first_idx::text from e`,
-    [range.id, count, limit, ctx.requestId, range.spaceId, range.ip4First, ctx.platform],
+    [range.id, count, limit, ctx.requestId, range.spaceId, range.ip4First, ctx.platform, PGIPAM_VERSION],
   );
   return rows[0] ? Number(rows[0].first_idx) : null;
 }

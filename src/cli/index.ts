@@ -4,6 +4,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { IpamError, coerceError, toOneLine } from '../errors';
+import { PGIPAM_VERSION } from '../version';
 import { schemaCommands } from './commands/schema';
 import { spaceCommands } from './commands/space';
 import { poolCommands } from './commands/pool';
@@ -20,7 +21,8 @@ export function buildCli(argv: string[]): Argv {
     .usage(
       '$0 <command>\n\nAdministers the pgipam database behind the OpenNebula IPAM driver. Reads the same configuration as the actions (PGIPAM_DATABASE_URL, /etc/one/ipam/pgipam.conf, PG*).',
     )
-    .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of tables' });
+    .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of tables' })
+    .version(PGIPAM_VERSION);
   for (const group of [
     schemaCommands,
     spaceCommands,

@@ -6,6 +6,56 @@ import { IpamError } from '../errors';
 import { MIGRATIONS } from './migrations.generated';
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+// Every table and function of the pgipam schema at SCHEMA_VERSION: a database that misses one was
+// damaged (a partial restore, a DROP by hand), and no migration will bring it back. Add what a
+// new migration creates; test/db/migrate.test.ts fails when this list and the schema disagree.
+export const SCHEMA_TABLES = [
+  'address_range',
+  'free_extent',
+  'history',
+  'lease',
+  'migration',
+  'platform',
+  'pool',
+  'pool_allocation',
+  'pool_free_block',
+  'pool_grant',
+  'pool_prefix',
+  'pool_reservation',
+  'space',
+].map((t) => `pgipam.${t}`);
+export const SCHEMA_FUNCTIONS = [
+  'current_platform',
+  'pool_allowed',
+  'range_owned',
+  'is_operator',
+  'pool_covering',
+  'pool_check_use',
+  'pool_take_block',
+  'pool_take_span',
+  'pool_assign',
+  'pool_give_back',
+  'pool_release_range',
+  'range_reserve_pool_reservations',
+].map((f) => `pgipam.${f}`);
+
+// What of the schema is missing, in one query (empty: nothing).
+export async function missingSchemaObjects(db: pg.Client): Promise<string[]> {
+  const { rows } = await db.query<{ missing: string[] }>(
+    `select coalesce((select array_agg(t) from unnest($1::text[]) t where pg_catalog.to_regclass(t) is null), '{}')
+         || coalesce((select array_agg(f || '()') from unnest($2::text[]) f where pg_catalog.to_regproc(f) is null), '{}') as missing`,
+    [SCHEMA_TABLES, SCHEMA_FUNCTIONS],
+  );
+  return rows[0]!.missing;
+}
+
+function damaged(version: number, missing: string[]): IpamError {
+  return new IpamError(
+    'DB_SCHEMA',
+    `the pgipam schema is damaged: it says version ${version} but ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} ${missing.length === 1 ? 'is' : 'are'} missing (a partial restore, or dropped by hand); "pgipam migrate" cannot repair that: restore the database from a backup`,
+  );
+}
 // Arbitrary constant: the advisory lock key that serialises migrations across hosts.
 const MIGRATE_LOCK_KEY = 7_046_355_001;
 
@@ -58,6 +108,9 @@ export async function migrate(db: pg.Client, options: { dryRun?: boolean } = {})
         throw new IpamError('DB_SCHEMA', `migration ${m.id} (${m.name}) failed and was rolled back: ${msg}`, { cause: e });
       }
     }
+    // A schema at the current version that misses a table is not "up to date".
+    const missing = await missingSchemaObjects(db);
+    if (missing.length) throw damaged(SCHEMA_VERSION, missing);
     return { from, to: SCHEMA_VERSION, applied: pending.map((m) => `${m.id} ${m.name}`) };
   } finally {
     await db.query('select pg_catalog.pg_advisory_unlock($1::int8)', [MIGRATE_LOCK_KEY]).catch(() => {});
@@ -82,19 +135,26 @@ export async function checkSchemaAndPlatform(db: pg.Client, configPlatform = 'de
   let sessionPlatform: string | null = null;
   let known = true;
   try {
-    const { rows } = await db.query<{ v: number | null; platform: string; known: boolean }>(
+    const { rows } = await db.query<{ v: number | null; platform: string; known: boolean; missing: string[] }>(
       `select (select max(id)::int from pgipam.migration) as v, pgipam.current_platform() as platform,
-              exists (select 1 from pgipam.platform where name = $1) as known`,
-      [configPlatform],
+              exists (select 1 from pgipam.platform where name = $1) as known,
+              coalesce((select array_agg(t) from unnest($2::text[]) t where pg_catalog.to_regclass(t) is null), '{}') as missing`,
+      [configPlatform, SCHEMA_TABLES],
     );
     v = rows[0]?.v ?? 0;
     sessionPlatform = rows[0]!.platform;
     known = rows[0]!.known;
+    if (v === SCHEMA_VERSION && rows[0]!.missing.length) throw damaged(v, rows[0]!.missing);
   } catch (e) {
     const code = (e as { code?: string }).code;
-    // 42883/42P01: a schema from before platforms existed; fall back to the version alone.
+    // 42883/42P01: a schema from before platforms existed (then migrate), or one that lost a
+    // table or function it had (then it is damaged).
     if (code !== '42883' && code !== '42P01' && code !== '3F000') throw e;
     v = await currentVersion(db);
+    if (v >= 2) {
+      const missing = await missingSchemaObjects(db);
+      if (missing.length) throw damaged(v, missing);
+    }
   }
   if (v === 0) throw new IpamError('DB_SCHEMA', 'the database has no pgipam schema: run "pgipam migrate"');
   if (v < SCHEMA_VERSION)

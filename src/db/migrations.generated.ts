@@ -678,4 +678,12 @@ begin
 end $$;
 `,
   },
+  {
+    id: 5,
+    name: "history_version",
+    sql: `-- 000005 which pgipam made each change: \`pgipam doctor\` finds a stale copy of the actions in
+-- remotes/ (the history of the last day names a version other than the CLI's).
+alter table pgipam.history add column pgipam_version text;
+`,
+  },
 ];

@@ -1,6 +1,7 @@
 // Everything an action executable does around the library call: read and decode the request,
 // connect, run, print the reply on stdout, or print one clean line on stderr and exit non-zero.
 import { DEFAULT_ACTION_TIMEOUT_MS, loadConfig } from '../config';
+import { PGIPAM_VERSION } from '../version';
 import { isCommitInFlight, withClient, type Db } from '../db/client';
 import { type IpamError, coerceError, toOneLine } from '../errors';
 import type { ActionContext } from '../allocator/context';
@@ -52,7 +53,7 @@ export async function executeAction(
   io: ActionIo = { argv: process.argv.slice(2), env: process.env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
   if (io.argv.includes('--help') || io.argv.includes('-h')) {
-    io.stdout.write(`${def.name} - pgipam OpenNebula IPAM driver action\n\n${def.help.trim()}\n${COMMON_HELP}`);
+    io.stdout.write(`${def.name} - pgipam ${PGIPAM_VERSION} OpenNebula IPAM driver action\n\n${def.help.trim()}\n${COMMON_HELP}`);
     return 0;
   }
   let requestId = '-';
