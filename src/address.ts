@@ -129,6 +129,8 @@ export function parseCidr6(text: string, what: string): Cidr6 {
 // Strict decimal integer in [min, max]; the XML keeps every value a string until this point.
 export function parseCount(text: string | undefined, what: string, min: number, max: number): number {
   if (text === undefined || text === '') throw badRequest(`${what} is missing`);
+  if (/^\d{17,}$/.test(text))
+    throw badRequest(`${what} ${text.slice(0, 24)}${text.length > 24 ? '...' : ''} is too large: the maximum is ${max}`);
   if (!/^\d{1,16}$/.test(text)) throw badRequest(`${what} "${text}" is not a whole number`);
   const n = Number(text);
   if (n < min) throw badRequest(`${what} ${text} is below the minimum of ${min}`);

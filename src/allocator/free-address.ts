@@ -5,7 +5,7 @@ import type { IpamRequest } from '../ipam-request';
 import type { ActionContext } from './context';
 import { recordHistory } from './history';
 import { cutLeases, giveFree, insertLease, leasesOverlapping } from './lease-queries';
-import { addressAt } from './range-queries';
+import { type RangeRow, addressAt } from './range-queries';
 import { parseRequest } from './parsed-request';
 import { resolveRange } from './range-resolution';
 import { requestedAddress, sizeDriftHint } from './requested-address';
@@ -13,6 +13,11 @@ import { requestedAddress, sizeDriftHint } from './requested-address';
 export interface FreeResult {
   rangeId: number | null;
   freed: number;
+}
+
+// "10.0.0.5" or "10.0.0.5 - 10.0.0.7": how a log line names a span of a range.
+function spanText(range: RangeRow, first: number, last: number): string {
+  return first === last ? addressAt(range, first) : `${addressAt(range, first)} - ${addressAt(range, last)}`;
 }
 
 export async function freeAddress(db: Db, req: IpamRequest, ctx: ActionContext): Promise<FreeResult> {
@@ -35,7 +40,13 @@ export async function freeAddress(db: Db, req: IpamRequest, ctx: ActionContext):
       );
     const leases = await leasesOverlapping(db, range.id, index, last);
     const freeable = leases.filter((l) => l.kind === 'lease' || l.kind === 'allocation');
-    if (leases.some((l) => l.kind === 'reservation')) ctx.log(`${text} is reserved by an operator; the reservation stays`);
+    for (const r of leases.filter((l) => l.kind === 'reservation')) {
+      const f = Math.max(r.firstIdx, index);
+      const la = Math.min(r.lastIdx, last);
+      ctx.log(
+        `${spanText(range, f, la)} ${f === la ? 'is' : 'are'} reserved by an operator${r.note ? ` (${r.note})` : ''}; the reservation stays`,
+      );
+    }
     if (!freeable.length) {
       ctx.log(`${text} was already free in range ${range.id}`);
       return { rangeId: range.id, freed: 0 };
@@ -62,7 +73,10 @@ export async function freeAddress(db: Db, req: IpamRequest, ctx: ActionContext):
         detail: { was: l.kind, hold_seconds: holdSecs },
       });
     }
-    ctx.log(`freed ${text}${count > 1 ? ` + ${count - 1}` : ''} in range ${range.id}${holdSecs > 0 ? ` (on hold for ${holdSecs}s)` : ''}`);
+    const spans = freeable.map((l) => spanText(range, Math.max(l.firstIdx, index), Math.min(l.lastIdx, last)));
+    ctx.log(
+      `freed ${count === 1 ? text : `${spans.join(', ')} (${freed} of the ${count} addresses from ${text})`} in range ${range.id}${holdSecs > 0 ? ` (on hold for ${holdSecs}s)` : ''}`,
+    );
     return { rangeId: range.id, freed };
   });
 }

@@ -38,6 +38,7 @@
 //   cannot occur. A lock wait longer than lock_timeout_ms fails the action with a line that says
 //   so (55P03).
 import type { Db } from '../db/client';
+import { IpamError } from '../errors';
 import { type RangeRow, RANGE_COLUMNS, RANGE_JOINS, type RawRange, toRange } from './range-queries';
 
 // Advisory lock class for per-pool serialisation of carving (the second key is the pool id).
@@ -45,13 +46,31 @@ export const POOL_LOCK_CLASS = 7_046_356;
 
 export async function lockPools(db: Db, poolIds: Iterable<number>): Promise<void> {
   for (const id of [...new Set(poolIds)].sort((a, b) => a - b)) {
-    await db.query('select pg_catalog.pg_advisory_xact_lock($1::int4, $2::int4)', [POOL_LOCK_CLASS, id]);
+    await db.query('select pg_catalog.pg_advisory_xact_lock($1::int4, $2::int4)', [POOL_LOCK_CLASS, id]).catch((e) => {
+      throw lockTimeout(e, db, `pool #${id}`);
+    });
   }
+}
+
+// A lock wait that ran out (55P03) says how long it waited, for what, and which setting decides:
+// the holder may be another action, a CLI command or a person's psql session (pg_locks says who).
+function lockTimeout(e: unknown, db: Db, what: string): unknown {
+  if ((e as { code?: string }).code !== '55P03') return e;
+  const ms = db.pgipamConfig?.lockTimeoutMs;
+  return new IpamError(
+    'DB_TIMEOUT',
+    `waited ${ms ?? 'lock_timeout'} ms for ${what}, which another session holds (an action, a pgipam command or a psql session: see pg_locks); the wait is lock_timeout_ms (PGIPAM_LOCK_TIMEOUT_MS; pgipam commands wait at least 30000 ms)`,
+    { cause: e },
+  );
 }
 
 // Locks the range row for the rest of the transaction and returns it (null: no such range, or
 // row-level security hides it).
 export async function lockRange(db: Db, id: number, mode: 'no key update' | 'update' = 'no key update'): Promise<RangeRow | null> {
-  const { rows } = await db.query<RawRange>(`select ${RANGE_COLUMNS} from ${RANGE_JOINS} where r.id = $1 for ${mode} of r`, [id]);
+  const { rows } = await db
+    .query<RawRange>(`select ${RANGE_COLUMNS} from ${RANGE_JOINS} where r.id = $1 for ${mode} of r`, [id])
+    .catch((e) => {
+      throw lockTimeout(e, db, `range ${id}`);
+    });
   return rows[0] ? toRange(rows[0]) : null;
 }

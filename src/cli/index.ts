@@ -14,6 +14,7 @@ import { lookupCommands } from './commands/lookup';
 import { reservationCommands } from './commands/reservation';
 import { historyCommands } from './commands/history';
 import { platformCommands } from './commands/platform';
+import { installCommands } from './commands/install';
 
 export function buildCli(argv: string[]): Argv {
   let y: Argv = yargs(argv)
@@ -33,6 +34,7 @@ export function buildCli(argv: string[]): Argv {
     reservationCommands,
     historyCommands,
     platformCommands,
+    installCommands,
   ])
     y = group(y);
   return y
@@ -60,6 +62,14 @@ export async function runCli(argv: string[]): Promise<number> {
 
 // The process entry of build/pgipam.mjs (src/cli/bin.ts).
 export function cliProcessMain(): void {
+  // `pgipam range list | head`: a reader that went away ends the command quietly, as for any
+  // Unix tool, instead of an EPIPE stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
   runCli(hideBin(process.argv)).then((code) => {
     process.exitCode = code;
   });

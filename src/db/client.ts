@@ -88,7 +88,11 @@ export function translateDbError(e: unknown, config?: Config): IpamError {
     case '57014':
       return new IpamError('DB_TIMEOUT', `a database statement took longer than statement_timeout_ms and was cancelled`, { cause: e });
     case '55P03':
-      return new IpamError('DB_TIMEOUT', `timed out waiting for a lock held by another pgipam action (lock_timeout_ms)`, { cause: e });
+      return new IpamError(
+        'DB_TIMEOUT',
+        `waited longer than lock_timeout_ms for a lock another session holds (an action, a pgipam command or a psql session: see pg_locks)`,
+        { cause: e },
+      );
     case '57P01':
     case '57P02':
     case '57P03':
