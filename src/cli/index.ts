@@ -15,6 +15,7 @@ import { reservationCommands } from './commands/reservation';
 import { historyCommands } from './commands/history';
 import { platformCommands } from './commands/platform';
 import { installCommands } from './commands/install';
+import { dbCommands } from './commands/db';
 
 export function buildCli(argv: string[]): Argv {
   let y: Argv = yargs(argv)
@@ -35,6 +36,7 @@ export function buildCli(argv: string[]): Argv {
     historyCommands,
     platformCommands,
     installCommands,
+    dbCommands,
   ])
     y = group(y);
   return y
