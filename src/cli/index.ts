@@ -16,6 +16,7 @@ import { historyCommands } from './commands/history';
 import { platformCommands } from './commands/platform';
 import { installCommands } from './commands/install';
 import { dbCommands } from './commands/db';
+import { doctorCommands } from './commands/doctor';
 
 export function buildCli(argv: string[]): Argv {
   let y: Argv = yargs(argv)
@@ -37,6 +38,7 @@ export function buildCli(argv: string[]): Argv {
     platformCommands,
     installCommands,
     dbCommands,
+    doctorCommands,
   ])
     y = group(y);
   return y
