@@ -54,9 +54,18 @@ export function parseAttrs(list: string[] | undefined): Record<string, string> {
 
 // "30m", "2h", "7d" ago, or an ISO 8601 date (2026-01-31, 2026-01-31T12:00:00Z) for --since and
 // --before. Anything else is refused: Date() would read "365" as the year 365.
+const UNIT_MS = { s: 1e3, m: 6e4, h: 36e5, d: 864e5 } as const;
+
+// "30s", "5m", "2h", "7d" in milliseconds.
+export function parseDuration(s: string, option: string): number {
+  const m = /^(\d{1,9})([smhd])$/.exec(s);
+  if (!m || Number(m[1]) === 0) throw new IpamError('BAD_REQUEST', `${option} takes a duration such as 30s, 5m, 2h or 7d, got "${s}"`);
+  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+}
+
 export function parseAgeOrDate(s: string, option: string): Date {
   const m = /^(\d{1,9})([smhd])$/.exec(s);
-  if (m) return new Date(Date.now() - Number(m[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2] as 's' | 'm' | 'h' | 'd']);
+  if (m) return new Date(Date.now() - Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]);
   const iso = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/.test(s);
   const d = new Date(s);
   if (!iso || Number.isNaN(d.getTime()))

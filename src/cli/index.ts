@@ -17,6 +17,7 @@ import { platformCommands } from './commands/platform';
 import { installCommands } from './commands/install';
 import { dbCommands } from './commands/db';
 import { doctorCommands } from './commands/doctor';
+import { metricsCommands } from './commands/metrics';
 
 export function buildCli(argv: string[]): Argv {
   let y: Argv = yargs(argv)
@@ -39,6 +40,7 @@ export function buildCli(argv: string[]): Argv {
     installCommands,
     dbCommands,
     doctorCommands,
+    metricsCommands,
   ])
     y = group(y);
   return y

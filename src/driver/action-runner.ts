@@ -8,14 +8,8 @@ import type { ActionContext } from '../allocator/context';
 import { decodePayload, parseActionXml, readActionInput, readStream } from './request';
 import { type IpamRequest } from '../ipam-request';
 
-export const ACTION_NAMES = [
-  'register_address_range',
-  'unregister_address_range',
-  'allocate_address',
-  'get_address',
-  'free_address',
-] as const;
-export type ActionName = (typeof ACTION_NAMES)[number];
+import type { ActionName } from '../ipam-actions';
+export { ACTION_NAMES, type ActionName } from '../ipam-actions';
 
 // OpenNebula's MAD reads the exit code only; its docs ask for -1 (255) when addresses cannot be assigned.
 export const FAILURE_EXIT_CODE = 255;
@@ -96,9 +90,15 @@ export async function executeAction(
       platform: config.platform,
       log: (message) => logLines.push(`INFO: ${logPrefix} ${toOneLine(message)}\n`),
     };
-    const reply = await withClient(config, { applicationName: `pgipam/${def.name}` }, (db) =>
-      def.run(db, req, { ...ctx, platform: db.pgipamPlatform ?? config.platform }),
-    );
+    const reply = await withClient(config, { applicationName: `pgipam/${def.name}` }, async (db) => {
+      const actionCtx = { ...ctx, platform: db.pgipamPlatform ?? config.platform };
+      try {
+        return await def.run(db, req, actionCtx);
+      } catch (e) {
+        await recordRefusal(db, def.name, e, actionCtx);
+        throw e;
+      }
+    });
     io.stdout.write(reply);
     for (const line of logLines) io.stderr.write(line);
     if (io.env.PGIPAM_DEBUG) io.stderr.write(`DEBUG: ${logPrefix} done in ${Date.now() - started} ms\n`);
@@ -114,6 +114,35 @@ export async function executeAction(
   } finally {
     if (timer) clearTimeout(timer);
   }
+}
+
+// A refusal (the range is full, the address taken, the request bad, the pool not granted) is
+// counted for monitoring (pgipam metrics), after the action's transaction rolled back; best
+// effort: the connection may be the thing that failed.
+const REFUSALS = new Set([
+  'BAD_REQUEST',
+  'RANGE_NOT_FOUND',
+  'RANGE_OVERLAP',
+  'RANGE_MISMATCH',
+  'SPACE_NOT_FOUND',
+  'NO_FREE_ADDRESS',
+  'ADDRESS_IN_USE',
+  'NOT_FOUND',
+  'CONFLICT',
+  'PERMISSION_DENIED',
+]);
+
+async function recordRefusal(db: Db, action: ActionName, e: unknown, ctx: ActionContext): Promise<void> {
+  const code = (e as { code?: string }).code;
+  if (!code || !REFUSALS.has(code)) return;
+  await db
+    .query('insert into pgipam.refusal (action, code, platform, request_id) values ($1, $2, $3, $4)', [
+      action,
+      code,
+      ctx.platform,
+      ctx.requestId,
+    ])
+    .catch(() => {});
 }
 
 // The process entry of the five executables (actions/*.ts): exit code from executeAction.
