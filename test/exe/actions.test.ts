@@ -15,7 +15,7 @@ import {
   toBase64,
 } from '../support/oned-sim';
 import { type TestDb, checkConsistency, createTestDatabase, emptyDatabase, snapshot } from '../support/db';
-import { REMOTES, runActionProcess } from '../support/processes';
+import { REMOTES, runActionProcess, runProcess } from '../support/processes';
 import { freePort } from '../support/embedded';
 
 let t: TestDb;
@@ -56,12 +56,13 @@ describe('the installable tree', () => {
     try {
       fs.copyFileSync(path.join(REMOTES, 'get_address'), path.join(dir, 'get_address'));
       const ar = await registerAr({ TYPE: 'IP4', IP: '10.99.0.0', SIZE: '4', IPAM_MAD: path.basename(dir) });
-      const { execa } = await import('execa');
-      const r = await execa(process.execPath, [path.join(dir, 'get_address'), '3'], {
-        input: toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))),
-        env: { ...env, PGIPAM_CONFIG: '/dev/null' },
-        reject: false,
-      });
+      const r = await runProcess(
+        path.join(dir, 'get_address'),
+        ['3'],
+        toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))),
+        env,
+        {},
+      );
       expect(r.exitCode).toBe(0);
       expect(r.stdout).toContain('IP = "10.99.0.0"');
     } finally {

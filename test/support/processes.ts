@@ -37,7 +37,7 @@ export interface ActionRunOptions {
 
 // env is the process's whole environment; PATH and PGIPAM_CONFIG=/dev/null (no config file) are
 // added when it does not say otherwise.
-function runProcess(
+export function runProcess(
   file: string,
   args: string[],
   input: string,
