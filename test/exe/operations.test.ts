@@ -458,3 +458,19 @@ describe('lines that tell the truth', () => {
     expect(freed.stderr).toContain(`freed 10.80.0.19, 10.80.0.21 - 10.80.0.22 (3 of the 4 addresses from 10.80.0.19) in range ${id}`);
   });
 });
+
+describe('the README', () => {
+  it('has alert rules Prometheus accepts', () => {
+    const readme = fs.readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+    const rules = /```yaml\n(groups:[\s\S]*?)```/.exec(readme)![1]!;
+    expect(rules).toMatch(/pgipam_pool_prefix_addresses/);
+    const file = path.join(tempDir(), 'rules.yml');
+    fs.writeFileSync(file, rules);
+    const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+    if (r.error) {
+      console.log('promtool check skipped: apt-get install prometheus');
+      return;
+    }
+    expect([r.status, r.stdout]).toEqual([0, expect.stringMatching(/SUCCESS: 2 rules found/)]);
+  });
+});
