@@ -88,6 +88,6 @@ describe('parseCount', () => {
     expect(() => parseCount('abc', 'SIZE', 1, 10)).toThrow(/whole number/);
     expect(() => parseCount('11', 'SIZE', 1, 10)).toThrow(/maximum/);
     expect(() => parseCount(undefined, 'SIZE', 1, 10)).toThrow(/missing/);
-    expect(() => parseCount('99999999999999999999', 'SIZE', 1, 10)).toThrow(/whole number/);
+    expect(() => parseCount('99999999999999999999', 'SIZE', 1, 10)).toThrow(/is too large: the maximum is 10/);
   });
 });
