@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { IpamError } from './errors';
 import { checkName } from './names';
+import { type ConnectionTarget, parseConnectionUrl, targetFromEnvironment } from './connection-target';
 
 export const DEFAULT_CONFIG_PATH = '/etc/one/ipam/pgipam.conf';
 
@@ -11,6 +12,8 @@ export interface Config {
   // A libpq URL, or undefined to let pg read PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE/PGSSLMODE
   // (node-postgres reads those; libpq's PGSERVICE and PGPASSFILE it does not).
   databaseUrl: string | undefined;
+  // The same, as libpq reads it: hosts, target_session_attrs, TLS (connection-target.ts).
+  target: ConnectionTarget;
   // Where the database setting came from, for error messages (never the URL itself: it may hold a password).
   source: string;
   connectTimeoutMs: number;
@@ -126,10 +129,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new IpamError('BAD_CONFIG', `the database URL from ${source} must start with postgres:// or postgresql://`);
   }
+  const target = databaseUrl !== undefined ? parseConnectionUrl(databaseUrl, source) : targetFromEnvironment(env);
   const platform = env.PGIPAM_PLATFORM || file.platform || 'default';
   checkName('platform name', platform, 'BAD_CONFIG');
   return {
     databaseUrl,
+    target,
     source,
     connectTimeoutMs: number(env.PGIPAM_CONNECT_TIMEOUT_MS ?? file.connect_timeout_ms, DEFAULTS.connectTimeoutMs, 'connect_timeout_ms'),
     statementTimeoutMs: number(

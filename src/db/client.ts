@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { Config } from '../config';
 import { IpamError, type IpamErrorCode, isIpamError } from '../errors';
 import { checkSchemaAndPlatform } from './migrate';
+import { type HostPort, type SessionAttrs, attemptsFor, describeTarget, tlsOptions } from '../connection-target';
 
 export type Db = pg.Client & { pgipamPlatform?: string; pgipamConfig?: Config };
 
@@ -19,19 +20,9 @@ export interface ConnectOptions {
   skipSchemaCheck?: boolean;
 }
 
+// Says where we tried to connect without ever printing a password.
 function target(config: Config): string {
-  // Says where we tried to connect without ever printing a password.
-  if (config.databaseUrl) {
-    try {
-      const u = new URL(config.databaseUrl);
-      const db = u.pathname.replace(/^\//, '') || u.username || 'postgres';
-      return `${u.hostname || 'localhost'}:${u.port || 5432}/${decodeURIComponent(db)}`;
-    } catch {
-      return config.source;
-    }
-  }
-  const env = process.env;
-  return `${env.PGHOST || 'localhost'}:${env.PGPORT || 5432}/${env.PGDATABASE || env.PGUSER || 'postgres'}`;
+  return describeTarget(config.target);
 }
 
 // What a violated constraint means to the person who ran the command (the schema's names).
@@ -51,6 +42,20 @@ const CONSTRAINT_MESSAGES: Record<string, [IpamErrorCode, string]> = {
   platform_name_format: ['BAD_REQUEST', 'a platform name is letters, digits and _ . - (up to 63, starting with a letter or digit)'],
 };
 
+// Node's TLS errors that mean "the certificate is not one we trust".
+const TLS_CERTIFICATE_ERRORS = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
 // Maps what pg and the network throw into one clear IpamError.
 export function translateDbError(e: unknown, config?: Config): IpamError {
   if (isIpamError(e)) return e;
@@ -59,7 +64,31 @@ export function translateDbError(e: unknown, config?: Config): IpamError {
   const msg = err?.message ?? String(e);
   const known = err?.constraint ? CONSTRAINT_MESSAGES[err.constraint] : undefined;
   if (known) return new IpamError(known[0], known[1], { cause: e });
+  if (/does not support SSL connections/i.test(msg)) {
+    return new IpamError(
+      'DB_UNAVAILABLE',
+      `PostgreSQL${where} does not accept TLS, but sslmode=${config?.target.sslMode ?? 'require'} asks for it: turn ssl on in the server, or set sslmode=prefer (or disable) in the database URL`,
+      { cause: e },
+    );
+  }
+  if (err?.code && TLS_CERTIFICATE_ERRORS.has(err.code)) {
+    const name =
+      err.code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+        ? `; the host name in the URL must be one the certificate names (sslmode=verify-full checks it)`
+        : '';
+    return new IpamError(
+      'DB_UNAVAILABLE',
+      `the TLS certificate of PostgreSQL${where} is not trusted (${err.code}): sslrootcert must be the CA that signed it${name}`,
+      { cause: e },
+    );
+  }
   switch (err?.code) {
+    case '25006':
+      return new IpamError(
+        'DB_UNAVAILABLE',
+        `PostgreSQL${where} is read-only (a standby, or a primary demoted under this action); nothing was changed: list every server in the database URL with target_session_attrs=read-write so that pgipam finds the primary`,
+        { cause: e },
+      );
     // raised by pgipam's own database functions (migration 4), with a message meant for people
     case 'PI001':
       return new IpamError('ADDRESS_IN_USE', msg, { cause: e });
@@ -117,15 +146,38 @@ export function translateDbError(e: unknown, config?: Config): IpamError {
 
 const SEARCH_PATH_OPTION = '-c search_path=pg_catalog,pgipam';
 
-export async function connect(config: Config, options: ConnectOptions): Promise<Db> {
+// One connection attempt at one host, and what the server said about itself at start-up.
+interface Attempt {
+  client: pg.Client;
+  status: Record<string, string>;
+}
+
+async function connectHost(
+  config: Config,
+  hp: HostPort,
+  tls: 'tls' | 'plain',
+  timeoutMs: number,
+  applicationName: string,
+  timeouts: boolean,
+): Promise<Attempt> {
+  const t = config.target;
   const client = new pg.Client({
-    connectionString: config.databaseUrl,
-    connectionTimeoutMillis: config.connectTimeoutMs,
-    statement_timeout: config.statementTimeoutMs,
-    lock_timeout: config.lockTimeoutMs,
-    idle_in_transaction_session_timeout: config.statementTimeoutMs * 2,
-    query_timeout: config.statementTimeoutMs + 1000,
-    application_name: options.applicationName,
+    host: hp.host,
+    port: hp.port,
+    user: t.user,
+    password: t.password,
+    database: t.database,
+    ssl: tlsOptions(t, hp.host, tls),
+    connectionTimeoutMillis: timeoutMs,
+    ...(timeouts
+      ? {
+          statement_timeout: config.statementTimeoutMs,
+          lock_timeout: config.lockTimeoutMs,
+          idle_in_transaction_session_timeout: config.statementTimeoutMs * 2,
+          query_timeout: config.statementTimeoutMs + 1000,
+        }
+      : {}),
+    application_name: applicationName,
     keepAlive: true,
     // Names resolve in pg_catalog and pgipam only, never in a schema others can write to (a
     // function planted in "public" would otherwise run with this session's rights).
@@ -133,15 +185,101 @@ export async function connect(config: Config, options: ConnectOptions): Promise<
   });
   // Without a listener an 'error' event (server restart mid-action) would crash the process with a trace.
   client.on('error', () => {});
+  const status: Record<string, string> = {};
+  (client as unknown as { connection: NodeJS.EventEmitter }).connection.on(
+    'parameterStatus',
+    (m: { parameterName: string; parameterValue: string }) => {
+      status[m.parameterName] = m.parameterValue;
+    },
+  );
   try {
     await client.connect();
-    (client as Db).pgipamConfig = config;
-    if (!options.skipSchemaCheck) (client as Db).pgipamPlatform = await checkSchemaAndPlatform(client, config.platform);
+  } catch (e) {
+    await client.end().catch(() => {});
+    throw e;
+  }
+  return { client, status };
+}
+
+// Whether the session is what target_session_attrs asks for, as libpq decides it: from
+// in_hot_standby and default_transaction_read_only reported at start-up (PostgreSQL 14 and
+// newer), else by asking the server. Returns why not, or null.
+async function sessionMismatch(a: Attempt, wanted: SessionAttrs): Promise<string | null> {
+  if (wanted === 'any') return null;
+  let standby = a.status.in_hot_standby === undefined ? undefined : a.status.in_hot_standby === 'on';
+  let readOnly =
+    a.status.default_transaction_read_only === undefined ? undefined : a.status.default_transaction_read_only === 'on' || standby === true;
+  if (standby === undefined || readOnly === undefined) {
+    const { rows } = await a.client.query<{ recovery: boolean; ro: string }>(
+      `select pg_catalog.pg_is_in_recovery() as recovery, pg_catalog.current_setting('transaction_read_only') as ro`,
+    );
+    standby = rows[0]!.recovery;
+    readOnly = rows[0]!.ro === 'on' || standby;
+  }
+  switch (wanted) {
+    case 'read-write':
+      return readOnly ? (standby ? 'a standby (in recovery)' : 'read-only (default_transaction_read_only = on)') : null;
+    case 'read-only':
+      return readOnly ? null : 'read-write';
+    case 'primary':
+      return standby ? 'a standby (in recovery)' : null;
+    case 'standby':
+    case 'prefer-standby':
+      return standby ? null : 'not a standby';
+  }
+}
+
+// Connects to the first host, in order, that answers and is what target_session_attrs asks for
+// (prefer-standby: a standby, else any), giving each host its share of connect_timeout_ms;
+// sslmode prefer and allow try TLS and plain (in libpq's order). An error names every host tried
+// and why each was skipped, never the password.
+async function connectTarget(config: Config, applicationName: string, timeouts = true): Promise<pg.Client> {
+  const t = config.target;
+  const share = Math.max(500, Math.floor(config.connectTimeoutMs / t.hosts.length));
+  const passes: SessionAttrs[] = t.sessionAttrs === 'prefer-standby' ? ['standby', 'any'] : [t.sessionAttrs];
+  const tried: string[] = [];
+  let last: unknown;
+  for (const wanted of passes) {
+    for (const hp of t.hosts) {
+      const name = hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+      for (const tls of attemptsFor(t)) {
+        let a: Attempt;
+        try {
+          a = await connectHost(config, hp, tls, share, applicationName, timeouts);
+        } catch (e) {
+          last = e;
+          // prefer: a server without TLS gets the plain attempt; allow: a server that insists on TLS the TLS one
+          if (/does not support SSL/i.test((e as Error).message) && tls === 'tls' && t.sslMode === 'prefer') continue;
+          if ((e as { code?: string }).code === '28000' && tls === 'plain' && t.sslMode === 'allow') continue;
+          tried.push(`${name}: ${translateDbError(e).message}`);
+          break;
+        }
+        const why = await sessionMismatch(a, wanted).catch((e: unknown) => `${(e as Error).message}`);
+        if (why === null) return a.client;
+        await a.client.end().catch(() => {});
+        tried.push(`${name}: skipped, ${why}`);
+        break;
+      }
+    }
+  }
+  if (t.hosts.length === 1 && t.sessionAttrs === 'any') throw translateDbError(last, config);
+  throw new IpamError(
+    'DB_UNAVAILABLE',
+    `no usable PostgreSQL (target_session_attrs=${t.sessionAttrs}, from ${config.source}): ${tried.join('; ')}`,
+    { cause: last },
+  );
+}
+
+export async function connect(config: Config, options: ConnectOptions): Promise<Db> {
+  const client = (await connectTarget(config, options.applicationName)) as Db;
+  try {
+    client.pgipamConfig = config;
+    if (!options.skipSchemaCheck) client.pgipamPlatform = await checkSchemaAndPlatform(client, config.platform);
   } catch (e) {
     await client.end().catch(() => {});
     throw translateDbError(e, config);
   }
-  return client as Db;
+  return client;
 }
 
 export async function withClient<T>(config: Config, options: ConnectOptions, fn: (db: Db) => Promise<T>): Promise<T> {
@@ -215,15 +353,10 @@ async function transactionFate(config: Config, xid: string): Promise<'committed'
   // The action's watchdog (action_timeout_ms) bounds the whole process; stop asking a bit before it.
   const deadline = Date.now() + Math.max(1000, config.actionTimeoutMs - 2000);
   while (Date.now() < deadline) {
-    const client = new pg.Client({
-      connectionString: config.databaseUrl,
-      connectionTimeoutMillis: Math.min(config.connectTimeoutMs, Math.max(500, deadline - Date.now())),
-      application_name: 'pgipam/commit-check',
-      options: SEARCH_PATH_OPTION,
-    });
-    client.on('error', () => {});
+    let client: pg.Client | undefined;
     try {
-      await client.connect();
+      const timeLeft = Math.min(config.connectTimeoutMs, Math.max(500, deadline - Date.now()));
+      client = await connectTarget({ ...config, connectTimeoutMs: timeLeft }, 'pgipam/commit-check', false);
       const { rows } = await client.query<{ s: string | null }>('select pg_catalog.pg_xact_status($1::xid8) as s', [xid]);
       const s = rows[0]?.s;
       if (s === 'committed') return 'committed';
@@ -233,7 +366,7 @@ async function transactionFate(config: Config, xid: string): Promise<'committed'
     } catch {
       // server still down or restarting: try again
     } finally {
-      await client.end().catch(() => {});
+      await client?.end().catch(() => {});
     }
     await new Promise((r) => setTimeout(r, 250));
   }

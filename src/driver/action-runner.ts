@@ -147,6 +147,13 @@ async function recordRefusal(db: Db, action: ActionName, e: unknown, ctx: Action
 
 // The process entry of the five executables (actions/*.ts): exit code from executeAction.
 export function actionProcessMain(def: ActionDefinition): void {
+  // Under oned every stderr line of a failed action that is not a log line becomes the user's
+  // error text: a Node process warning must never reach stderr raw. It becomes a DEBUG line (for
+  // oned.log) when PGIPAM_DEBUG is set, and is dropped otherwise.
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => {
+    if (process.env.PGIPAM_DEBUG) process.stderr.write(`DEBUG: pgipam ${def.name}: ${toOneLine(`${w.name}: ${w.message}`)}\n`);
+  });
   executeAction(def).then(
     (code) => {
       process.exitCode = code;
