@@ -126,8 +126,9 @@ export function tlsOptions(t: ConnectionTarget, host: string, attempt: 'tls' | '
     }
     if (ca !== 'system') options.ca = readPem(ca, 'sslrootcert');
     options.rejectUnauthorized = true;
+    // verify-full: Node checks the certificate against `host` (an IP address is not a TLS server name)
     if (mode === 'verify-ca') options.checkServerIdentity = () => undefined;
-    else options.servername = host;
+    else options.host = host;
     return options;
   }
   // require, prefer, allow: encrypted, the certificate not checked (as libpq)

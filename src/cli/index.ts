@@ -5,6 +5,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { IpamError, coerceError, toOneLine } from '../errors';
 import { PGIPAM_VERSION } from '../version';
+import { routeProcessWarnings } from '../process-warnings';
 import { schemaCommands } from './commands/schema';
 import { spaceCommands } from './commands/space';
 import { poolCommands } from './commands/pool';
@@ -68,6 +69,7 @@ export async function runCli(argv: string[]): Promise<number> {
 
 // The process entry of build/pgipam.mjs (src/cli/bin.ts).
 export function cliProcessMain(): void {
+  routeProcessWarnings('pgipam');
   // `pgipam range list | head`: a reader that went away ends the command quietly, as for any
   // Unix tool, instead of an EPIPE stack trace.
   for (const stream of [process.stdout, process.stderr]) {

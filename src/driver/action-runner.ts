@@ -2,6 +2,7 @@
 // connect, run, print the reply on stdout, or print one clean line on stderr and exit non-zero.
 import { DEFAULT_ACTION_TIMEOUT_MS, loadConfig } from '../config';
 import { PGIPAM_VERSION } from '../version';
+import { routeProcessWarnings } from '../process-warnings';
 import { isCommitInFlight, withClient, type Db } from '../db/client';
 import { type IpamError, coerceError, toOneLine } from '../errors';
 import type { ActionContext } from '../allocator/context';
@@ -147,13 +148,7 @@ async function recordRefusal(db: Db, action: ActionName, e: unknown, ctx: Action
 
 // The process entry of the five executables (actions/*.ts): exit code from executeAction.
 export function actionProcessMain(def: ActionDefinition): void {
-  // Under oned every stderr line of a failed action that is not a log line becomes the user's
-  // error text: a Node process warning must never reach stderr raw. It becomes a DEBUG line (for
-  // oned.log) when PGIPAM_DEBUG is set, and is dropped otherwise.
-  process.removeAllListeners('warning');
-  process.on('warning', (w) => {
-    if (process.env.PGIPAM_DEBUG) process.stderr.write(`DEBUG: pgipam ${def.name}: ${toOneLine(`${w.name}: ${w.message}`)}\n`);
-  });
+  routeProcessWarnings(`pgipam ${def.name}`);
   executeAction(def).then(
     (code) => {
       process.exitCode = code;

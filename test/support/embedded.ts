@@ -49,11 +49,22 @@ async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   return loaded;
 }
 
-export async function startEmbeddedPostgres(options: { label?: string; log?: (line: string) => void } = {}): Promise<EmbeddedServer> {
+export interface EmbeddedOptions {
+  label?: string;
+  log?: (line: string) => void;
+  // the superuser's password (default: a random one)
+  password?: string;
+  // more server settings, as postgres -c flags (later ones win)
+  flags?: string[];
+  // runs after initdb, before the server starts, with the data directory (certificates for TLS)
+  prepare?: (dataDir: string) => void;
+}
+
+export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Promise<EmbeddedServer> {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `pgipam-${options.label ?? 'pg'}-`));
   fs.rmSync(dataDir, { recursive: true, force: true });
-  const password = 'pgipam-' + Math.random().toString(36).slice(2);
+  const password = options.password ?? 'pgipam-' + Math.random().toString(36).slice(2);
   const log = options.log ?? (() => {});
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
@@ -77,6 +88,7 @@ export async function startEmbeddedPostgres(options: { label?: string; log?: (li
       'synchronous_commit=off',
       '-c',
       'full_page_writes=off',
+      ...(options.flags ?? []),
     ],
     onLog: (m) => log(String(m)),
     onError: (m) => log(String(m)),
@@ -87,6 +99,7 @@ export async function startEmbeddedPostgres(options: { label?: string; log?: (li
       throw e instanceof Error ? e : new Error(`the embedded PostgreSQL server on port ${port} exited during start-up`);
     });
   await pg.initialise();
+  options.prepare?.(dataDir);
   await startOrExplain();
   await pg.createDatabase('pgipam');
   let running = true;
