@@ -57,90 +57,82 @@ const TLS_CERTIFICATE_ERRORS = new Set([
 ]);
 
 // Maps what pg and the network throw into one clear IpamError.
+// What an error code (a SQLSTATE, or a Node network error) means, as a line: (where, message) => line.
+type Line = (where: string, msg: string) => string;
+const BY_CODE: Record<string, [IpamErrorCode, Line]> = {
+  '25006': [
+    'DB_UNAVAILABLE',
+    (w) =>
+      `PostgreSQL${w} is read-only (a standby, or a primary demoted under this action); nothing was changed: list every server in the database URL with target_session_attrs=read-write so that pgipam finds the primary`,
+  ],
+  // raised by pgipam's own database functions (migration 4), with a message meant for people
+  PI001: ['ADDRESS_IN_USE', (_w, m) => m],
+  PI002: ['PERMISSION_DENIED', (_w, m) => m],
+  ECONNREFUSED: ['DB_UNAVAILABLE', (w) => `cannot reach PostgreSQL${w}: connection refused`],
+  ENOTFOUND: ['DB_UNAVAILABLE', (w) => `cannot reach PostgreSQL${w}: host name does not resolve`],
+  EAI_AGAIN: ['DB_UNAVAILABLE', (w) => `cannot reach PostgreSQL${w}: host name does not resolve`],
+  '28P01': ['DB_UNAVAILABLE', (w) => `PostgreSQL refused the login${w}: wrong password or user`],
+  '28000': ['DB_UNAVAILABLE', (w, m) => `PostgreSQL refused the login${w}: ${m}`],
+  '3D000': ['DB_UNAVAILABLE', (w) => `the database${w} does not exist: create it, or fix the database name`],
+  '3F000': ['DB_SCHEMA', (w) => `the database${w} has no pgipam schema: run "pgipam migrate"`],
+  '42P01': ['DB_SCHEMA', (w) => `the database${w} has no pgipam schema: run "pgipam migrate"`],
+  '57014': ['DB_TIMEOUT', () => 'a database statement took longer than statement_timeout_ms and was cancelled'],
+  '55P03': [
+    'DB_TIMEOUT',
+    () =>
+      'waited longer than lock_timeout_ms for a lock another session holds (an action, a pgipam command or a psql session: see pg_locks)',
+  ],
+  '53300': ['DB_UNAVAILABLE', (w) => `PostgreSQL${w} has too many connections`],
+  '42501': ['PERMISSION_DENIED', (_w, m) => `the database role may not do this: ${m}`],
+};
+for (const code of ['ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE']) {
+  BY_CODE[code] = ['DB_UNAVAILABLE', (w) => `lost or could not open the connection to PostgreSQL${w}: ${code}`];
+}
+for (const code of ['57P01', '57P02', '57P03'])
+  BY_CODE[code] = ['DB_UNAVAILABLE', (w, m) => `PostgreSQL${w} is shutting down or starting up: ${m}`];
+
+// What node-postgres says in words only (no code).
+const BY_MESSAGE: Array<[RegExp, IpamErrorCode, Line]> = [
+  [
+    /timeout expired|Connection terminated due to connection timeout/i,
+    'DB_UNAVAILABLE',
+    (w) => `cannot reach PostgreSQL${w}: no answer within connect_timeout_ms`,
+  ],
+  [/Connection terminated|Client has encountered a connection error/i, 'DB_UNAVAILABLE', (w) => `lost the connection to PostgreSQL${w}`],
+  [
+    /SASL|password must be a string|client password/i,
+    'DB_UNAVAILABLE',
+    (w) => `PostgreSQL asked for a password${w} and none was configured`,
+  ],
+];
+
+// TLS: a server without it, and certificates that are not trusted.
+function tlsLine(err: { code?: string }, msg: string, where: string, config?: Config): string | null {
+  if (/does not support SSL connections/i.test(msg)) {
+    return `PostgreSQL${where} does not accept TLS, but sslmode=${config?.target.sslMode ?? 'require'} asks for it: turn ssl on in the server, or set sslmode=prefer (or disable) in the database URL`;
+  }
+  if (!err.code || !TLS_CERTIFICATE_ERRORS.has(err.code)) return null;
+  const name =
+    err.code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+      ? '; the host name in the URL must be one the certificate names (sslmode=verify-full checks it)'
+      : '';
+  return `the TLS certificate of PostgreSQL${where} is not trusted (${err.code}): sslrootcert must be the CA that signed it${name}`;
+}
+
+// Maps what pg and the network throw into one clear IpamError.
 export function translateDbError(e: unknown, config?: Config): IpamError {
   if (isIpamError(e)) return e;
-  const err = e as { code?: string; message?: string; constraint?: string };
+  const err = (e ?? {}) as { code?: string; message?: string; constraint?: string };
   const where = config ? ` at ${target(config)} (from ${config.source})` : '';
-  const msg = err?.message ?? String(e);
-  const known = err?.constraint ? CONSTRAINT_MESSAGES[err.constraint] : undefined;
+  const msg = err.message ?? String(e);
+  const known = err.constraint ? CONSTRAINT_MESSAGES[err.constraint] : undefined;
   if (known) return new IpamError(known[0], known[1], { cause: e });
-  if (/does not support SSL connections/i.test(msg)) {
-    return new IpamError(
-      'DB_UNAVAILABLE',
-      `PostgreSQL${where} does not accept TLS, but sslmode=${config?.target.sslMode ?? 'require'} asks for it: turn ssl on in the server, or set sslmode=prefer (or disable) in the database URL`,
-      { cause: e },
-    );
-  }
-  if (err?.code && TLS_CERTIFICATE_ERRORS.has(err.code)) {
-    const name =
-      err.code === 'ERR_TLS_CERT_ALTNAME_INVALID'
-        ? `; the host name in the URL must be one the certificate names (sslmode=verify-full checks it)`
-        : '';
-    return new IpamError(
-      'DB_UNAVAILABLE',
-      `the TLS certificate of PostgreSQL${where} is not trusted (${err.code}): sslrootcert must be the CA that signed it${name}`,
-      { cause: e },
-    );
-  }
-  switch (err?.code) {
-    case '25006':
-      return new IpamError(
-        'DB_UNAVAILABLE',
-        `PostgreSQL${where} is read-only (a standby, or a primary demoted under this action); nothing was changed: list every server in the database URL with target_session_attrs=read-write so that pgipam finds the primary`,
-        { cause: e },
-      );
-    // raised by pgipam's own database functions (migration 4), with a message meant for people
-    case 'PI001':
-      return new IpamError('ADDRESS_IN_USE', msg, { cause: e });
-    case 'PI002':
-      return new IpamError('PERMISSION_DENIED', msg, { cause: e });
-    case 'ECONNREFUSED':
-      return new IpamError('DB_UNAVAILABLE', `cannot reach PostgreSQL${where}: connection refused`, { cause: e });
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new IpamError('DB_UNAVAILABLE', `cannot reach PostgreSQL${where}: host name does not resolve`, { cause: e });
-    case 'ETIMEDOUT':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return new IpamError('DB_UNAVAILABLE', `lost or could not open the connection to PostgreSQL${where}: ${err.code}`, { cause: e });
-    case '28P01':
-      return new IpamError('DB_UNAVAILABLE', `PostgreSQL refused the login${where}: wrong password or user`, { cause: e });
-    case '28000':
-      return new IpamError('DB_UNAVAILABLE', `PostgreSQL refused the login${where}: ${msg}`, { cause: e });
-    case '3D000':
-      return new IpamError('DB_UNAVAILABLE', `the database${where} does not exist: create it, or fix the database name`, { cause: e });
-    case '3F000':
-    case '42P01':
-      return new IpamError('DB_SCHEMA', `the database${where} has no pgipam schema: run "pgipam migrate"`, { cause: e });
-    case '57014':
-      return new IpamError('DB_TIMEOUT', `a database statement took longer than statement_timeout_ms and was cancelled`, { cause: e });
-    case '55P03':
-      return new IpamError(
-        'DB_TIMEOUT',
-        `waited longer than lock_timeout_ms for a lock another session holds (an action, a pgipam command or a psql session: see pg_locks)`,
-        { cause: e },
-      );
-    case '57P01':
-    case '57P02':
-    case '57P03':
-      return new IpamError('DB_UNAVAILABLE', `PostgreSQL${where} is shutting down or starting up: ${msg}`, { cause: e });
-    case '53300':
-      return new IpamError('DB_UNAVAILABLE', `PostgreSQL${where} has too many connections`, { cause: e });
-    case '42501':
-      return new IpamError('PERMISSION_DENIED', `the database role may not do this: ${msg}`, { cause: e });
-  }
-  if (err?.code?.startsWith('08')) return new IpamError('DB_UNAVAILABLE', `connection to PostgreSQL${where} failed: ${msg}`, { cause: e });
-  if (/timeout expired|Connection terminated due to connection timeout/i.test(msg)) {
-    return new IpamError('DB_UNAVAILABLE', `cannot reach PostgreSQL${where}: no answer within connect_timeout_ms`, { cause: e });
-  }
-  if (/Connection terminated|Client has encountered a connection error|Connection terminated unexpectedly/i.test(msg)) {
-    return new IpamError('DB_UNAVAILABLE', `lost the connection to PostgreSQL${where}`, { cause: e });
-  }
-  if (/SASL|password must be a string|client password/i.test(msg)) {
-    return new IpamError('DB_UNAVAILABLE', `PostgreSQL asked for a password${where} and none was configured`, { cause: e });
-  }
+  const tls = tlsLine(err, msg, where, config);
+  if (tls) return new IpamError('DB_UNAVAILABLE', tls, { cause: e });
+  const byCode = err.code ? BY_CODE[err.code] : undefined;
+  if (byCode) return new IpamError(byCode[0], byCode[1](where, msg), { cause: e });
+  if (err.code?.startsWith('08')) return new IpamError('DB_UNAVAILABLE', `connection to PostgreSQL${where} failed: ${msg}`, { cause: e });
+  for (const [re, code, line] of BY_MESSAGE) if (re.test(msg)) return new IpamError(code, line(where, msg), { cause: e });
   return new IpamError('INTERNAL', `database error: ${msg}`, { cause: e });
 }
 
@@ -241,25 +233,10 @@ async function connectTarget(config: Config, applicationName: string, timeouts =
   let last: unknown;
   for (const wanted of passes) {
     for (const hp of t.hosts) {
-      const name = hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
-      for (const tls of attemptsFor(t)) {
-        let a: Attempt;
-        try {
-          a = await connectHost(config, hp, tls, share, applicationName, timeouts);
-        } catch (e) {
-          last = e;
-          // prefer: a server without TLS gets the plain attempt; allow: a server that insists on TLS the TLS one
-          if (/does not support SSL/i.test((e as Error).message) && tls === 'tls' && t.sslMode === 'prefer') continue;
-          if ((e as { code?: string }).code === '28000' && tls === 'plain' && t.sslMode === 'allow') continue;
-          tried.push(`${name}: ${translateDbError(e).message}`);
-          break;
-        }
-        const why = await sessionMismatch(a, wanted).catch((e: unknown) => `${(e as Error).message}`);
-        if (why === null) return a.client;
-        await a.client.end().catch(() => {});
-        tried.push(`${name}: skipped, ${why}`);
-        break;
-      }
+      const r = await tryHost(config, hp, wanted, share, applicationName, timeouts);
+      if ('client' in r) return r.client;
+      last = r.error ?? last;
+      tried.push(`${hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`}: ${r.reason}`);
     }
   }
   if (t.hosts.length === 1 && t.sessionAttrs === 'any') throw translateDbError(last, config);
@@ -268,6 +245,38 @@ async function connectTarget(config: Config, applicationName: string, timeouts =
     `no usable PostgreSQL (target_session_attrs=${t.sessionAttrs}, from ${config.source}): ${tried.join('; ')}`,
     { cause: last },
   );
+}
+
+// One host: its TLS attempts in libpq's order (prefer: a server without TLS gets the plain
+// attempt; allow: a server that insists on TLS gets the TLS one), then the session check.
+async function tryHost(
+  config: Config,
+  hp: HostPort,
+  wanted: SessionAttrs,
+  timeoutMs: number,
+  applicationName: string,
+  timeouts: boolean,
+): Promise<{ client: pg.Client } | { reason: string; error?: unknown }> {
+  const mode = config.target.sslMode;
+  let error: unknown;
+  for (const tls of attemptsFor(config.target)) {
+    let a: Attempt;
+    try {
+      a = await connectHost(config, hp, tls, timeoutMs, applicationName, timeouts);
+    } catch (e) {
+      error = e;
+      const retry =
+        (tls === 'tls' && mode === 'prefer' && /does not support SSL/i.test((e as Error).message)) ||
+        (tls === 'plain' && mode === 'allow' && (e as { code?: string }).code === '28000');
+      if (retry) continue;
+      return { reason: translateDbError(e).message, error: e };
+    }
+    const why = await sessionMismatch(a, wanted).catch((e: unknown) => `${(e as Error).message}`);
+    if (why === null) return { client: a.client };
+    await a.client.end().catch(() => {});
+    return { reason: `skipped, ${why}` };
+  }
+  return { reason: translateDbError(error).message, error };
 }
 
 export async function connect(config: Config, options: ConnectOptions): Promise<Db> {
