@@ -93,6 +93,8 @@ for (const code of ['57P01', '57P02', '57P03'])
 
 // What node-postgres says in words only (no code).
 const BY_MESSAGE: Array<[RegExp, IpamErrorCode, Line]> = [
+  // BEGIN reads the WAL timeline, which a standby refuses: the same case as 25006
+  [/recovery is in progress/i, 'DB_UNAVAILABLE', BY_CODE['25006']![1]],
   [
     /timeout expired|Connection terminated due to connection timeout/i,
     'DB_UNAVAILABLE',
@@ -317,12 +319,21 @@ export const MAX_ATTEMPTS = 4;
 // transaction's id is taken at BEGIN and its fate asked of the server afterwards with
 // pg_xact_status(), reconnecting until the action's deadline: a committed transaction is then
 // reported as the success it was, so oned and the database agree.
+//
+// A transaction id means something only on the server history that assigned it: a standby
+// promoted after the primary died starts a new WAL timeline and hands out the same ids again (the
+// failover test found a lease reported as given that way, and given twice). So BEGIN also notes
+// the timeline, and the fate is asked only of a server on that timeline (the same primary, back
+// from a crash); on any other the outcome stays unknown, and the action says so.
 export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    const begun = (await db.query('begin; select pg_catalog.pg_current_xact_id()::text as xid')) as unknown as pg.QueryResult<{
+    const begun = (await db.query(
+      `begin; select pg_catalog.pg_current_xact_id()::text as xid, ${TIMELINE} as timeline`,
+    )) as unknown as pg.QueryResult<{
       xid: string;
+      timeline: string;
     }>[];
-    const xid = begun[1]!.rows[0]!.xid;
+    const { xid, timeline } = begun[1]!.rows[0]!;
     let result: T;
     try {
       result = await fn(db);
@@ -343,7 +354,7 @@ export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Pr
       const code = (e as { code?: string }).code;
       if (code && RETRYABLE.has(code) && attempt < MAX_ATTEMPTS) continue;
       if (code && !/^(08|57P)/.test(code) && !code.startsWith('E')) throw e;
-      const fate = db.pgipamConfig ? await transactionFate(db.pgipamConfig, xid) : 'unknown';
+      const fate = db.pgipamConfig ? await transactionFate(db.pgipamConfig, xid, timeline) : 'unknown';
       if (fate === 'committed') return result;
       if (fate === 'aborted') throw e;
       throw new IpamError(
@@ -358,7 +369,10 @@ export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Pr
 }
 
 // Asks a fresh connection whether transaction xid committed, until shortly before the action's deadline.
-async function transactionFate(config: Config, xid: string): Promise<'committed' | 'aborted' | 'unknown'> {
+// The primary's current WAL timeline (the first 8 hex digits of its WAL file name).
+const TIMELINE = 'substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8)';
+
+async function transactionFate(config: Config, xid: string, timeline: string): Promise<'committed' | 'aborted' | 'unknown'> {
   // The action's watchdog (action_timeout_ms) bounds the whole process; stop asking a bit before it.
   const deadline = Date.now() + Math.max(1000, config.actionTimeoutMs - 2000);
   while (Date.now() < deadline) {
@@ -366,7 +380,11 @@ async function transactionFate(config: Config, xid: string): Promise<'committed'
     try {
       const timeLeft = Math.min(config.connectTimeoutMs, Math.max(500, deadline - Date.now()));
       client = await connectTarget({ ...config, connectTimeoutMs: timeLeft }, 'pgipam/commit-check', false);
-      const { rows } = await client.query<{ s: string | null }>('select pg_catalog.pg_xact_status($1::xid8) as s', [xid]);
+      const { rows } = await client.query<{ s: string | null; timeline: string }>(
+        `select pg_catalog.pg_xact_status($1::xid8) as s, ${TIMELINE} as timeline`,
+        [xid],
+      );
+      if (rows[0]?.timeline !== timeline) return 'unknown';
       const s = rows[0]?.s;
       if (s === 'committed') return 'committed';
       if (s === 'aborted') return 'aborted';
