@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { REMOTES, ROOT } from './support/processes';
+import { type PgBouncer, startPgBouncer } from './support/pgbouncer';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../src/db/migrate';
 import { startEmbeddedPostgres, type EmbeddedServer } from './support/embedded';
@@ -15,10 +16,13 @@ declare module 'vitest' {
   export interface ProvidedContext {
     pgAdminUrl: string;
     templateDb: string;
+    // set when the tests run through a PgBouncer (PGIPAM_TEST_VIA_PGBOUNCER): the actions' URLs use it
+    pgClientUrl: string | undefined;
   }
 }
 
 let server: EmbeddedServer | undefined;
+let bouncer: PgBouncer | undefined;
 
 // Tests run the built executables: a bundle older than any source it is built from would test
 // stale code, so the global setup rebuilds first when it is.
@@ -60,10 +64,15 @@ export async function setup(project: TestProject) {
   await migrate(tpl);
   await tpl.end();
   project.provide('pgAdminUrl', adminUrl);
+  if (process.env.PGIPAM_TEST_VIA_PGBOUNCER) {
+    bouncer = await startPgBouncer(adminUrl);
+    project.provide('pgClientUrl', bouncer.url);
+  } else project.provide('pgClientUrl', undefined);
   project.provide('templateDb', TEMPLATE_DB);
 }
 
 export async function teardown() {
+  bouncer?.stop();
   await server?.stop();
 }
 

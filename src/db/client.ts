@@ -8,7 +8,12 @@ import { IpamError, type IpamErrorCode, isIpamError } from '../errors';
 import { checkSchemaAndPlatform } from './migrate';
 import { type HostPort, type SessionAttrs, attemptsFor, describeTarget, tlsOptions } from '../connection-target';
 
-export type Db = pg.Client & { pgipamPlatform?: string; pgipamConfig?: Config };
+export type Db = pg.Client & {
+  pgipamPlatform?: string;
+  pgipamConfig?: Config;
+  // behind a transaction pooler (PgBouncer): no session settings; each transaction sets its own
+  pgipamPooled?: boolean;
+};
 
 // Set while a COMMIT is on its way: a process that dies then cannot know whether it committed.
 let commitInFlight = false;
@@ -146,6 +151,11 @@ interface Attempt {
   status: Record<string, string>;
 }
 
+// A transaction pooler (PgBouncer) refuses the startup settings a PostgreSQL server takes
+// (timeouts, search_path); a connection to it is made without them, and every transaction then
+// sets them itself (withTransaction), where they hold whichever server connection it is given.
+const POOLER_REFUSAL = /unsupported startup parameter/i;
+
 async function connectHost(
   config: Config,
   hp: HostPort,
@@ -154,6 +164,24 @@ async function connectHost(
   applicationName: string,
   timeouts: boolean,
 ): Promise<Attempt> {
+  try {
+    return await connectHostOnce(config, hp, { tls, timeoutMs, applicationName, timeouts, pooled: false });
+  } catch (e) {
+    if (!POOLER_REFUSAL.test((e as Error).message ?? '')) throw e;
+    return connectHostOnce(config, hp, { tls, timeoutMs, applicationName, timeouts, pooled: true });
+  }
+}
+
+interface AttemptOptions {
+  tls: 'tls' | 'plain';
+  timeoutMs: number;
+  applicationName: string;
+  timeouts: boolean;
+  pooled: boolean;
+}
+
+async function connectHostOnce(config: Config, hp: HostPort, o: AttemptOptions): Promise<Attempt> {
+  const { tls, timeoutMs, applicationName, timeouts, pooled } = o;
   const t = config.target;
   const client = new pg.Client({
     host: hp.host,
@@ -163,20 +191,22 @@ async function connectHost(
     database: t.database,
     ssl: tlsOptions(t, hp.host, tls),
     connectionTimeoutMillis: timeoutMs,
-    ...(timeouts
+    ...(timeouts && !pooled
       ? {
           statement_timeout: config.statementTimeoutMs,
           lock_timeout: config.lockTimeoutMs,
           idle_in_transaction_session_timeout: config.statementTimeoutMs * 2,
-          query_timeout: config.statementTimeoutMs + 1000,
         }
       : {}),
+    ...(timeouts ? { query_timeout: config.statementTimeoutMs + 1000 } : {}),
     application_name: applicationName,
     keepAlive: true,
     // Names resolve in pg_catalog and pgipam only, never in a schema others can write to (a
-    // function planted in "public" would otherwise run with this session's rights).
-    options: SEARCH_PATH_OPTION,
+    // function planted in "public" would otherwise run with this session's rights). Behind a
+    // pooler the database's own default does it (migration 7) and each transaction again.
+    ...(pooled ? {} : { options: SEARCH_PATH_OPTION }),
   });
+  if (pooled) (client as Db).pgipamPooled = true;
   // Without a listener an 'error' event (server restart mid-action) would crash the process with a trace.
   client.on('error', () => {});
   const status: Record<string, string> = {};
@@ -328,12 +358,12 @@ export const MAX_ATTEMPTS = 4;
 export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     const begun = (await db.query(
-      `begin; select pg_catalog.pg_current_xact_id()::text as xid, ${TIMELINE} as timeline`,
+      `begin; ${db.pgipamPooled && db.pgipamConfig ? pooledSettings(db.pgipamConfig) : ''}select pg_catalog.pg_current_xact_id()::text as xid, ${TIMELINE} as timeline`,
     )) as unknown as pg.QueryResult<{
       xid: string;
       timeline: string;
     }>[];
-    const { xid, timeline } = begun[1]!.rows[0]!;
+    const { xid, timeline } = begun[begun.length - 1]!.rows[0]!;
     let result: T;
     try {
       result = await fn(db);
@@ -369,6 +399,14 @@ export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Pr
 }
 
 // Asks a fresh connection whether transaction xid committed, until shortly before the action's deadline.
+// What a pooled connection's transaction sets for itself, in the same round trip as BEGIN.
+function pooledSettings(c: Config): string {
+  return (
+    `set local statement_timeout = ${c.statementTimeoutMs}; set local lock_timeout = ${c.lockTimeoutMs}; ` +
+    `set local idle_in_transaction_session_timeout = ${c.statementTimeoutMs * 2}; set local search_path = pg_catalog, pgipam; `
+  );
+}
+
 // The primary's current WAL timeline (the first 8 hex digits of its WAL file name).
 const TIMELINE = 'substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8)';
 

@@ -2,7 +2,7 @@
 // row that records it, under one advisory lock, so running migrate twice, or from two front-ends
 // at once, applies every file exactly once.
 import type pg from 'pg';
-import { IpamError } from '../errors';
+import { IpamError, isIpamError } from '../errors';
 import { MIGRATIONS } from './migrations.generated';
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -66,8 +66,15 @@ export interface MigrateResult {
   applied: string[];
 }
 
-async function currentVersion(db: pg.Client): Promise<number> {
-  // One round trip in the normal case; a missing schema or table means version 0.
+async function currentVersion(db: pg.Client, inTransaction = false): Promise<number> {
+  // One round trip in the normal case; a missing schema or table means version 0 (inside a
+  // transaction asked without an error, which would abort it).
+  if (inTransaction) {
+    const { rows } = await db.query<{ exists: boolean }>(`select pg_catalog.to_regclass('pgipam.migration') is not null as exists`);
+    if (!rows[0]!.exists) return 0;
+    const v = await db.query<{ v: number | null }>('select max(id)::int as v from pgipam.migration');
+    return v.rows[0]?.v ?? 0;
+  }
   try {
     const { rows } = await db.query<{ v: number | null }>('select max(id)::int as v from pgipam.migration');
     return rows[0]?.v ?? 0;
@@ -79,43 +86,48 @@ async function currentVersion(db: pg.Client): Promise<number> {
 }
 
 export async function migrate(db: pg.Client, options: { dryRun?: boolean } = {}): Promise<MigrateResult> {
-  await db.query('select pg_catalog.pg_advisory_lock($1::int8)', [MIGRATE_LOCK_KEY]);
-  try {
-    const from = await currentVersion(db);
-    if (from > SCHEMA_VERSION) {
-      throw new IpamError(
-        'DB_SCHEMA',
-        `the database schema is at version ${from}, newer than this pgipam (${SCHEMA_VERSION}): upgrade pgipam`,
-      );
-    }
-    const pending = MIGRATIONS.filter((m) => m.id > from);
-    if (options.dryRun) return { from, to: from, applied: pending.map((m) => `${m.id} ${m.name}`) };
-    for (const m of pending) {
-      await db.query('begin');
-      try {
-        // Connections pin search_path to pg_catalog, pgipam (see db/client.ts); DDL runs with
-        // PostgreSQL's default instead, so that objects without a schema (the btree_gist
-        // extension) land where they always have. pg_catalog is still searched first.
-        await db.query(`set local search_path = "$user", public`);
-        await db.query('create schema if not exists pgipam');
-        await db.query(`create table if not exists pgipam.migration (
-          id integer primary key, name text not null, applied_at timestamptz not null default now())`);
-        await db.query('insert into pgipam.migration (id, name) values ($1, $2)', [m.id, m.name]);
-        await db.query(m.sql);
-        await db.query('commit');
-      } catch (e) {
-        await db.query('rollback').catch(() => {});
-        const msg = (e as Error).message;
-        throw new IpamError('DB_SCHEMA', `migration ${m.id} (${m.name}) failed and was rolled back: ${msg}`, { cause: e });
-      }
-    }
-    // A schema at the current version that misses a table is not "up to date".
-    const missing = await missingSchemaObjects(db);
-    if (missing.length) throw damaged(SCHEMA_VERSION, missing);
-    return { from, to: SCHEMA_VERSION, applied: pending.map((m) => `${m.id} ${m.name}`) };
-  } finally {
-    await db.query('select pg_catalog.pg_advisory_unlock($1::int8)', [MIGRATE_LOCK_KEY]).catch(() => {});
+  const from = await currentVersion(db);
+  if (from > SCHEMA_VERSION) {
+    throw new IpamError(
+      'DB_SCHEMA',
+      `the database schema is at version ${from}, newer than this pgipam (${SCHEMA_VERSION}): upgrade pgipam`,
+    );
   }
+  if (options.dryRun) return { from, to: from, applied: MIGRATIONS.filter((m) => m.id > from).map((m) => `${m.id} ${m.name}`) };
+  // All pending migrations in one transaction, under a transaction-scoped advisory lock (a
+  // session lock would outlive its statement on a pooled connection), the version read under it:
+  // run from two hosts at once, one applies everything and the other nothing; a failure rolls
+  // all of it back.
+  const applied: string[] = [];
+  await db.query('begin');
+  let current: (typeof MIGRATIONS)[number] | undefined;
+  try {
+    // Connections pin search_path to pg_catalog, pgipam (see db/client.ts); DDL runs with
+    // PostgreSQL's default instead, so that objects without a schema (the btree_gist extension)
+    // land where they always have. pg_catalog is still searched first.
+    await db.query(`set local search_path = "$user", public`);
+    await db.query('select pg_catalog.pg_advisory_xact_lock($1::int8)', [MIGRATE_LOCK_KEY]);
+    const at = await currentVersion(db, true);
+    for (const m of MIGRATIONS.filter((x) => x.id > at)) {
+      current = m;
+      await db.query('create schema if not exists pgipam');
+      await db.query(`create table if not exists pgipam.migration (
+        id integer primary key, name text not null, applied_at timestamptz not null default now())`);
+      await db.query('insert into pgipam.migration (id, name) values ($1, $2)', [m.id, m.name]);
+      await db.query(m.sql);
+      applied.push(`${m.id} ${m.name}`);
+    }
+    await db.query('commit');
+  } catch (e) {
+    await db.query('rollback').catch(() => {});
+    if (isIpamError(e)) throw e;
+    const msg = (e as Error).message;
+    throw new IpamError('DB_SCHEMA', `migration ${current?.id} (${current?.name}) failed and was rolled back: ${msg}`, { cause: e });
+  }
+  // A schema at the current version that misses a table is not "up to date".
+  const missing = await missingSchemaObjects(db);
+  if (missing.length) throw damaged(SCHEMA_VERSION, missing);
+  return { from: applied.length ? Number(applied[0]!.split(' ')[0]) - 1 : from, to: SCHEMA_VERSION, applied };
 }
 
 export function pendingSql(fromVersion: number): string {

@@ -316,8 +316,9 @@ describe('database faults: distinct line, quick exit', () => {
       await e.drop();
     }
   });
+  // PostgreSQL's own answers (a pooler in front answers for itself)
   it('says the database does not exist', async () => {
-    const u = new URL(t.url);
+    const u = new URL(t.directUrl);
     u.pathname = '/no_such_db';
     const r = await runActionProcess(
       'free_address',
@@ -327,7 +328,7 @@ describe('database faults: distinct line, quick exit', () => {
     expect(r.reason).toMatch(/the database at 127\.0\.0\.1:\d+\/no_such_db .* does not exist/);
   });
   it('says the password is wrong', async () => {
-    const u = new URL(t.url);
+    const u = new URL(t.directUrl);
     u.password = 'wrong-password';
     const r = await runActionProcess(
       'free_address',

@@ -7,7 +7,10 @@ import type { ActionContext } from '../../src/allocator/context';
 import { checkDatabase } from '../../src/admin/check';
 
 export interface TestDb {
+  // the database as the code under test reaches it (through PgBouncer when the run asks for it)
   url: string;
+  // the database on the server itself
+  directUrl: string;
   name: string;
   db: pg.Client;
   drop: () => Promise<void>;
@@ -24,11 +27,13 @@ export async function createTestDatabase(label: string, options: { empty?: boole
   await admin.connect();
   await admin.query(options.empty ? `create database ${name}` : `create database ${name} template ${inject('templateDb')}`);
   await admin.end();
-  const url = withDatabase(adminUrl, name);
-  const db = new pg.Client({ connectionString: url });
+  // the database as the code under test reaches it: through PgBouncer when the run asks for it
+  const url = withDatabase(inject('pgClientUrl') ?? adminUrl, name);
+  const db = new pg.Client({ connectionString: withDatabase(adminUrl, name) });
   await db.connect();
   return {
     url,
+    directUrl: withDatabase(adminUrl, name),
     name,
     db,
     drop: async () => {
