@@ -7,7 +7,7 @@ import type { Db } from '../db/client';
 import type { ActionContext } from './context';
 import type { RangeSpec } from './range-spec';
 import { type RangeRow } from './range-queries';
-import { insertLease, takeFree } from './lease-queries';
+import { freeParts, insertLease, takeFree } from './lease-queries';
 
 interface Kept {
   first: number;
@@ -39,16 +39,6 @@ export async function reserveKeptAddresses(
     to,
     ctx.requestId,
   ]);
-}
-
-// The free sub-spans of [first, last] (reservations may overlap each other or leases).
-async function freeParts(db: Db, rangeId: number, first: number, last: number): Promise<Array<[number, number]>> {
-  const { rows } = await db.query<{ f: string; l: string }>(
-    `select greatest(first_idx, $2::int8)::text as f, least(last_idx, $3::int8)::text as l from pgipam.free_extent
-      where range_id = $1 and last_idx >= $2::int8 and first_idx <= $3::int8 order by first_idx`,
-    [rangeId, first, last],
-  );
-  return rows.map((r) => [Number(r.f), Number(r.l)]);
 }
 
 // Network, broadcast and gateway addresses that fall inside the range are never handed out.
