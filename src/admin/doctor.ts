@@ -13,6 +13,9 @@ import { PGIPAM_VERSION } from '../version';
 import { PUBLIC_SCHEMA_PROBLEM, checkDatabase, publicSchemaWritable } from './check';
 import { lookupUser } from './files';
 
+// runuser lives in /usr/sbin, which a minimal PATH (oned's, CI's env -i) leaves out.
+const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser'].find((f) => fs.existsSync(f)) ?? 'runuser';
+
 export type Status = 'ok' | 'warn' | 'fail';
 
 export interface DoctorCheck {
@@ -252,7 +255,7 @@ function actionChecks(remotes: string, mad: string): DoctorCheck[] {
 function nodeCheck(): DoctorCheck {
   const asOneadmin = lookupUser('oneadmin') && (process.getuid?.() ?? 1) === 0;
   const r = asOneadmin
-    ? spawnSync('runuser', ['-u', 'oneadmin', '--', 'sh', '-lc', 'node --version'], { encoding: 'utf8', timeout: 10_000 })
+    ? spawnSync(RUNUSER, ['-u', 'oneadmin', '--', 'sh', '-lc', 'node --version'], { encoding: 'utf8', timeout: 10_000 })
     : spawnSync('node', ['--version'], { encoding: 'utf8', timeout: 10_000 });
   const who = asOneadmin ? "oneadmin's PATH" : 'PATH';
   const v = /^v(\d+)\./.exec(r.stdout ?? '');

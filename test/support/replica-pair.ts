@@ -7,6 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './embedded';
 
+// runuser lives in /usr/sbin, which a minimal PATH (oned's, CI's env -i) leaves out.
+const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser'].find((f) => fs.existsSync(f)) ?? 'runuser';
+
 export const PG15_BIN = '/usr/lib/postgresql/15/bin';
 
 export interface Server {
@@ -35,7 +38,7 @@ export function pg15Available(): boolean {
 
 const asRoot = (process.getuid?.() ?? 1) === 0;
 function pgRun(bin: string, args: string[]): string {
-  const cmd = asRoot ? ['runuser', '-u', 'postgres', '--', path.join(PG15_BIN, bin), ...args] : [path.join(PG15_BIN, bin), ...args];
+  const cmd = asRoot ? [RUNUSER, '-u', 'postgres', '--', path.join(PG15_BIN, bin), ...args] : [path.join(PG15_BIN, bin), ...args];
   return execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
@@ -107,7 +110,7 @@ export async function startReplicaPair(o: { synchronous: boolean; database: stri
     stop: () => {
       for (const d of [primary.dataDir, standby.dataDir])
         spawnSync(
-          asRoot ? 'runuser' : path.join(PG15_BIN, 'pg_ctl'),
+          asRoot ? RUNUSER : path.join(PG15_BIN, 'pg_ctl'),
           asRoot
             ? ['-u', 'postgres', '--', path.join(PG15_BIN, 'pg_ctl'), '-D', d, '-m', 'immediate', 'stop']
             : ['-D', d, '-m', 'immediate', 'stop'],
