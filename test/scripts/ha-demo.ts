@@ -9,11 +9,10 @@ import pg from 'pg';
 import { parseTemplate } from '../../src/driver/template';
 import { EMPTY_ADDRESS, actionData, addressXml, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
 import { runActionProcess, runCliProcess } from '../support/processes';
+import { PG15_BIN as PG_BIN, RUNUSER } from '../support/replica-pair';
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
 const PACKAGES = ['postgresql-15-auto-failover', 'pg-auto-failover-cli'];
 const asRoot = (process.getuid?.() ?? 1) === 0;
-const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser'].find((f) => fs.existsSync(f)) ?? 'runuser';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const out = (s: string) => process.stdout.write(`${s}\n`);
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { freePort } from './embedded';
 
 // runuser lives in /usr/sbin, which a minimal PATH (oned's, CI's env -i) leaves out.
-const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser'].find((f) => fs.existsSync(f)) ?? 'runuser';
+export const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser'].find((f) => fs.existsSync(f)) ?? 'runuser';
 
 export const PG15_BIN = '/usr/lib/postgresql/15/bin';
 
