@@ -15,11 +15,9 @@ async function cli(args: string[], extraEnv: Record<string, string> = {}) {
   return runCliProcess(args, { PGIPAM_DATABASE_URL: t!.url, ...extraEnv });
 }
 
-// A migrated database with the pool "cloud" (the default), one range of 4000 addresses carved
-// from it (range 1: 10.20.0.2 - 10.20.15.161) and a block of 3 leased by request 41.
-async function cloud(label: string): Promise<Record<string, string>> {
-  t = await createTestDatabase(label);
-  const add = await cli([
+// The pool "cloud" (the default): an IPv4 /16 and an IPv6 /48, DNS, VLAN 120 and an attribute.
+const addCloudPool = () =>
+  cli([
     'pool',
     'add',
     'cloud',
@@ -35,6 +33,12 @@ async function cloud(label: string): Promise<Record<string, string>> {
     '--attr',
     'OWNER=ops',
   ]);
+
+// A migrated database with the pool "cloud" (the default), one range of 4000 addresses carved
+// from it (range 1: 10.20.0.2 - 10.20.15.161) and a block of 3 leased by request 41.
+async function cloud(label: string): Promise<Record<string, string>> {
+  t = await createTestDatabase(label);
+  const add = await addCloudPool();
   expect(add.code).toBe(0);
   const reg = await runActionProcess(
     'register_address_range',
@@ -76,22 +80,7 @@ describe('pgipam CLI', () => {
 
   it('defines a pool, shows it with a map, and lists it as JSON', async () => {
     t = await createTestDatabase('cli_pool');
-    const add = await cli([
-      'pool',
-      'add',
-      'cloud',
-      '--prefix',
-      '10.20.0.0/16',
-      '--prefix',
-      '2001:db8:100::/48',
-      '--dns',
-      '10.20.0.2',
-      '--vlan',
-      '120',
-      '--default',
-      '--attr',
-      'OWNER=ops',
-    ]);
+    const add = await addCloudPool();
     expect(add.stderr).toBe('');
     expect(add).toMatchObject({ code: 0, stdout: 'created pool cloud in space default\n' });
     const reg = await runActionProcess(
