@@ -1,0 +1,106 @@
+// Where oned's lease map and pgipam's disagree (issue 11), decided from two snapshots and nothing
+// else: oned's networks as onevnet printed them (src/oned-view.ts) and pgipam's ranges with their
+// occupied spans. Pure, so that the rules are tested on the real oned samples without a database;
+// reading pgipam's side under the actions' locks and repairing are the callers' business.
+//
+// Positions are indexes inside an AR, taken from the MAC: every AR type has one, every lease
+// carries one, and oned numbers the MAC, IPv4 and IPv6 of a lease by the same offset.
+import { macIndex, parseMac } from './address';
+import type { OnedLeaseOwner, OnedNetwork } from './oned-view';
+
+export type PgipamSpanKind = 'lease' | 'allocation' | 'reservation' | 'hold';
+
+export interface PgipamRangeSnapshot {
+  rangeId: number;
+  size: number;
+  createdAt: Date;
+  spans: readonly { first: number; last: number; kind: PgipamSpanKind; createdAt: Date }[];
+}
+
+export type Drift =
+  // leased in pgipam, not in oned: a get_address that outlived oned's wait, a free that failed
+  | { kind: 'leaked'; rangeId: number; first: number; last: number; since: Date }
+  // leased in oned, free (or only cooling) in pgipam: the dangerous one, pgipam could hand it out again
+  | {
+      kind: 'unknown';
+      rangeId: number;
+      index: number;
+      owner: OnedLeaseOwner;
+      networkId: number;
+      arId: number;
+      pgipam: 'free' | 'hold' | 'reservation';
+    }
+  // an IPAM AR whose PGIPAM_RANGE_ID pgipam does not hold
+  | { kind: 'missing-range'; rangeId: number; networkId: number; arId: number }
+  // a pgipam range no AR points at (a registration oned refused or timed out, an AR removed by hand)
+  | { kind: 'orphan-range'; rangeId: number; since: Date }
+  // onevnet updatear changed SIZE without calling the driver
+  | { kind: 'resized'; rangeId: number; networkId: number; arId: number; onedSize: number; pgipamSize: number };
+
+const OCCUPIED_BY_ONED: ReadonlySet<PgipamSpanKind> = new Set(['lease', 'allocation']);
+
+// Every drift between the two snapshots, in a stable order (by range, then position).
+// `ranges` are the pgipam ranges this oned could point at (registered through `mad`, of the
+// platform the caller acts for); `mad` is the IPAM_MAD name the operator installed pgipam under: ARs of other drivers and of
+// oned's internal IPAM are none of pgipam's business here (import records them separately).
+export function findDrift(networks: readonly OnedNetwork[], ranges: readonly PgipamRangeSnapshot[], mad: string): Drift[] {
+  const drift: Drift[] = [];
+  const byId = new Map(ranges.map((r) => [r.rangeId, r]));
+  const pointedAt = new Set<number>();
+  for (const net of networks) {
+    if (!net.withLeases) throw new Error(`network ${net.id} was read without its leases (onevnet list -x): read onevnet show -x`);
+    // a reservation vnet's AR repeats its parent's PGIPAM_RANGE_ID; the parent's AR lists those
+    // addresses as leased to VNET <id>, which is the lease pgipam must agree with
+    if (net.parentNetworkId !== undefined) continue;
+    for (const ar of net.addressRanges) {
+      if (ar.ipamMad !== mad || ar.pgipamRangeId === undefined) continue;
+      const range = byId.get(ar.pgipamRangeId);
+      if (range === undefined) {
+        drift.push({ kind: 'missing-range', rangeId: ar.pgipamRangeId, networkId: net.id, arId: ar.arId });
+        continue;
+      }
+      pointedAt.add(range.rangeId);
+      if (ar.size !== range.size) {
+        drift.push({
+          kind: 'resized',
+          rangeId: range.rangeId,
+          networkId: net.id,
+          arId: ar.arId,
+          onedSize: ar.size,
+          pgipamSize: range.size,
+        });
+      }
+      const firstMac = parseMac(ar.attributes['MAC'] ?? '', `AR ${ar.arId} of network ${net.id} MAC`);
+      const onedAt = new Map<number, OnedLeaseOwner>();
+      for (const lease of ar.leases ?? []) {
+        const index = macIndex(firstMac, parseMac(lease.mac, `lease MAC of AR ${ar.arId} of network ${net.id}`));
+        if (index === null) throw new Error(`a lease MAC ${lease.mac} of AR ${ar.arId} of network ${net.id} is outside the AR`);
+        onedAt.set(index, lease.owner);
+      }
+      for (const [index, owner] of [...onedAt].sort((a, b) => a[0] - b[0])) {
+        const span = range.spans.find((s) => s.first <= index && index <= s.last);
+        if (span !== undefined && OCCUPIED_BY_ONED.has(span.kind)) continue;
+        const pgipam = span === undefined ? 'free' : (span.kind as 'hold' | 'reservation');
+        drift.push({ kind: 'unknown', rangeId: range.rangeId, index, owner, networkId: net.id, arId: ar.arId, pgipam });
+      }
+      for (const span of range.spans) {
+        if (!OCCUPIED_BY_ONED.has(span.kind)) continue;
+        // a block freed address by address in oned may be partly leaked: report each leaked run
+        let runStart: number | undefined;
+        for (let i = span.first; i <= span.last + 1; i++) {
+          const leaked = i <= span.last && !onedAt.has(i);
+          if (leaked && runStart === undefined) runStart = i;
+          if (!leaked && runStart !== undefined) {
+            drift.push({ kind: 'leaked', rangeId: range.rangeId, first: runStart, last: i - 1, since: span.createdAt });
+            runStart = undefined;
+          }
+        }
+      }
+    }
+  }
+  for (const range of ranges) {
+    if (!pointedAt.has(range.rangeId)) drift.push({ kind: 'orphan-range', rangeId: range.rangeId, since: range.createdAt });
+  }
+  const position = (d: Drift) => ('index' in d ? d.index : 'first' in d ? d.first : -1);
+  return drift.sort((a, b) => a.rangeId - b.rangeId || position(a) - position(b));
+}
