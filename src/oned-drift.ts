@@ -84,17 +84,7 @@ export function findDrift(networks: readonly OnedNetwork[], ranges: readonly Pgi
         drift.push({ kind: 'unknown', rangeId: range.rangeId, index, owner, networkId: net.id, arId: ar.arId, pgipam });
       }
       for (const span of range.spans) {
-        if (!OCCUPIED_BY_ONED.has(span.kind)) continue;
-        // a block freed address by address in oned may be partly leaked: report each leaked run
-        let runStart: number | undefined;
-        for (let i = span.first; i <= span.last + 1; i++) {
-          const leaked = i <= span.last && !onedAt.has(i);
-          if (leaked && runStart === undefined) runStart = i;
-          if (!leaked && runStart !== undefined) {
-            drift.push({ kind: 'leaked', rangeId: range.rangeId, first: runStart, last: i - 1, since: span.createdAt });
-            runStart = undefined;
-          }
-        }
+        if (OCCUPIED_BY_ONED.has(span.kind)) drift.push(...leakedRuns(range.rangeId, span, onedAt));
       }
     }
   }
@@ -103,4 +93,20 @@ export function findDrift(networks: readonly OnedNetwork[], ranges: readonly Pgi
   }
   const position = (d: Drift) => ('index' in d ? d.index : 'first' in d ? d.first : -1);
   return drift.sort((a, b) => a.rangeId - b.rangeId || position(a) - position(b));
+}
+
+// The runs of a pgipam lease block that oned does not list: a block freed address by address in
+// oned may be partly leaked, and each run is reported on its own.
+function leakedRuns(rangeId: number, span: PgipamRangeSnapshot['spans'][number], onedAt: ReadonlyMap<number, unknown>): Drift[] {
+  const runs: Drift[] = [];
+  let runStart: number | undefined;
+  for (let i = span.first; i <= span.last + 1; i++) {
+    const leaked = i <= span.last && !onedAt.has(i);
+    if (leaked && runStart === undefined) runStart = i;
+    if (!leaked && runStart !== undefined) {
+      runs.push({ kind: 'leaked', rangeId, first: runStart, last: i - 1, since: span.createdAt });
+      runStart = undefined;
+    }
+  }
+  return runs;
 }
