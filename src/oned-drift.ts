@@ -6,6 +6,7 @@
 // Positions are indexes inside an AR, taken from the MAC: every AR type has one, every lease
 // carries one, and oned numbers the MAC, IPv4 and IPv6 of a lease by the same offset.
 import { macIndex, parseMac } from './address';
+import { badRequest } from './errors';
 import type { OnedLeaseOwner, OnedNetwork } from './oned-view';
 
 export type PgipamSpanKind = 'lease' | 'allocation' | 'reservation' | 'hold';
@@ -48,7 +49,7 @@ export function findDrift(networks: readonly OnedNetwork[], ranges: readonly Pgi
   const byId = new Map(ranges.map((r) => [r.rangeId, r]));
   const pointedAt = new Set<number>();
   for (const net of networks) {
-    if (!net.withLeases) throw new Error(`network ${net.id} was read without its leases (onevnet list -x): read onevnet show -x`);
+    if (!net.withLeases) throw badRequest(`network ${net.id} was read without its leases (onevnet list -x): read onevnet show -x`);
     // a reservation vnet's AR repeats its parent's PGIPAM_RANGE_ID; the parent's AR lists those
     // addresses as leased to VNET <id>, which is the lease pgipam must agree with
     if (net.parentNetworkId !== undefined) continue;
@@ -74,7 +75,8 @@ export function findDrift(networks: readonly OnedNetwork[], ranges: readonly Pgi
       const onedAt = new Map<number, OnedLeaseOwner>();
       for (const lease of ar.leases ?? []) {
         const index = macIndex(firstMac, parseMac(lease.mac, `lease MAC of AR ${ar.arId} of network ${net.id}`));
-        if (index === null) throw new Error(`a lease MAC ${lease.mac} of AR ${ar.arId} of network ${net.id} is outside the AR`);
+        if (index === null || index >= ar.size)
+          throw badRequest(`a lease MAC ${lease.mac} of AR ${ar.arId} of network ${net.id} is outside the AR`);
         onedAt.set(index, lease.owner);
       }
       for (const [index, owner] of [...onedAt].sort((a, b) => a[0] - b[0])) {

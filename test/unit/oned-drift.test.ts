@@ -71,3 +71,21 @@ describe('drift between oned and pgipam', () => {
     expect(findDrift(networks, [], 'otheripam')).toEqual([]);
   });
 });
+
+describe('drift input that cannot be compared', () => {
+  it('refuses networks read without leases and a lease outside its AR, as BAD_REQUEST', async () => {
+    const { parseOnevnetList } = await import('../../src/oned-view');
+    const listed = parseOnevnetList(fixture('snapshot-1/onevnet-list.xml'), 'list');
+    expect(() => findDrift(listed, agreeing(), 'pgipam')).toThrow(/read without its leases .* read onevnet show -x/);
+    const moved = fixture('snapshot-1/onevnet-show-37.xml').replace(
+      '<MAC><![CDATA[02:00:0a:50:00:02]]></MAC>\n          <VM>',
+      '<MAC><![CDATA[02:00:0a:51:00:02]]></MAC>\n          <VM>',
+    );
+    expect(() => findDrift([parseOnevnetShow(moved, 'moved')], agreeing(), 'pgipam')).toThrow(
+      expect.objectContaining({
+        code: 'BAD_REQUEST',
+        message: expect.stringMatching(/02:00:0a:51:00:02 of AR 0 of network 37 is outside the AR/),
+      }),
+    );
+  });
+});
