@@ -79,8 +79,13 @@ export function findDrift(networks: readonly OnedNetwork[], ranges: readonly Pgi
           throw badRequest(`a lease MAC ${lease.mac} of AR ${ar.arId} of network ${net.id} is outside the AR`);
         onedAt.set(index, lease.owner);
       }
+      // one walk over both sorted lists (spans never overlap): a /16 with every address leased
+      // would otherwise cost leases x spans lookups
+      const spans = [...range.spans].sort((a, b) => a.first - b.first);
+      let next = 0;
       for (const [index, owner] of [...onedAt].sort((a, b) => a[0] - b[0])) {
-        const span = range.spans.find((s) => s.first <= index && index <= s.last);
+        while (next < spans.length && spans[next]!.last < index) next++;
+        const span = next < spans.length && spans[next]!.first <= index ? spans[next] : undefined;
         if (span !== undefined && OCCUPIED_BY_ONED.has(span.kind)) continue;
         const pgipam = span === undefined ? 'free' : (span.kind as 'hold' | 'reservation');
         drift.push({ kind: 'unknown', rangeId: range.rangeId, index, owner, networkId: net.id, arId: ar.arId, pgipam });
