@@ -5,7 +5,7 @@
 //
 // Positions are indexes inside an AR, taken from the MAC: every AR type has one, every lease
 // carries one, and oned numbers the MAC, IPv4 and IPv6 of a lease by the same offset.
-import { macIndex, parseMac } from './address';
+import { formatIPv4, formatIPv6, formatMac, macIndex, parseIPv4, parseIPv6, parseMac } from './address';
 import { badRequest } from './errors';
 import type { OnedLeaseOwner, OnedNetwork } from './oned-view';
 
@@ -15,12 +15,17 @@ export interface PgipamRangeSnapshot {
   rangeId: number;
   size: number;
   createdAt: Date;
+  // where the range lies, to tell an AR that names the range but not its addresses (mismatched)
+  type: string;
+  ip4First: number | null;
+  ip6First: bigint | null;
+  macFirst: number | null;
   spans: readonly { first: number; last: number; kind: PgipamSpanKind; createdAt: Date }[];
 }
 
 export type Drift =
   // leased in pgipam, not in oned: a get_address that outlived oned's wait, a free that failed
-  | { kind: 'leaked'; rangeId: number; first: number; last: number; since: Date }
+  | { kind: 'leaked'; rangeId: number; first: number; last: number; since: Date; networkId: number; arId: number }
   // leased in oned, free (or only cooling) in pgipam: the dangerous one, pgipam could hand it out again
   | {
       kind: 'unknown';
@@ -35,6 +40,9 @@ export type Drift =
   | { kind: 'missing-range'; rangeId: number; networkId: number; arId: number }
   // a pgipam range no AR points at (a registration oned refused or timed out, an AR removed by hand)
   | { kind: 'orphan-range'; rangeId: number; since: Date }
+  // an AR whose PGIPAM_RANGE_ID names a range at other addresses (a restored or edited database,
+  // an AR copied between networks): its leases are not compared, their positions would mean nothing
+  | { kind: 'mismatched'; rangeId: number; networkId: number; arId: number; problems: string[] }
   // onevnet updatear changed SIZE without calling the driver
   | { kind: 'resized'; rangeId: number; networkId: number; arId: number; onedSize: number; pgipamSize: number };
 
@@ -61,6 +69,11 @@ export function findDrift(networks: readonly OnedNetwork[], ranges: readonly Pgi
         continue;
       }
       pointedAt.add(range.rangeId);
+      const problems = addressMismatch(ar.type, ar.attributes, range);
+      if (problems.length) {
+        drift.push({ kind: 'mismatched', rangeId: range.rangeId, networkId: net.id, arId: ar.arId, problems });
+        continue;
+      }
       if (ar.size !== range.size) {
         drift.push({
           kind: 'resized',
@@ -87,11 +100,14 @@ export function findDrift(networks: readonly OnedNetwork[], ranges: readonly Pgi
         while (next < spans.length && spans[next]!.last < index) next++;
         const span = next < spans.length && spans[next]!.first <= index ? spans[next] : undefined;
         if (span !== undefined && OCCUPIED_BY_ONED.has(span.kind)) continue;
+        // beyond the end of pgipam's range (an AR grown by updatear): reported as resized, and
+        // adopted once the operator has resized the range
+        if (index >= range.size) continue;
         const pgipam = span === undefined ? 'free' : (span.kind as 'hold' | 'reservation');
         drift.push({ kind: 'unknown', rangeId: range.rangeId, index, owner, networkId: net.id, arId: ar.arId, pgipam });
       }
       for (const span of range.spans) {
-        if (OCCUPIED_BY_ONED.has(span.kind)) drift.push(...leakedRuns(range.rangeId, span, onedAt));
+        if (OCCUPIED_BY_ONED.has(span.kind)) drift.push(...leakedRuns(range.rangeId, span, onedAt, net.id, ar.arId));
       }
     }
   }
@@ -102,16 +118,46 @@ export function findDrift(networks: readonly OnedNetwork[], ranges: readonly Pgi
   return drift.sort((a, b) => a.rangeId - b.rangeId || position(a) - position(b));
 }
 
+// What differs between where the AR says its addresses are and where pgipam's range lies.
+function addressMismatch(type: string, attrs: Readonly<Record<string, string>>, range: PgipamRangeSnapshot): string[] {
+  const problems: string[] = [];
+  if (type.toUpperCase() !== range.type) problems.push(`TYPE ${type} is not ${range.type}`);
+  const ip = attrs['IP'];
+  if (range.ip4First !== null && ip !== undefined && safe(() => parseIPv4(ip)) !== range.ip4First)
+    problems.push(`IP ${ip} is not ${formatIPv4(range.ip4First)}`);
+  const ip6 = attrs['IP6'];
+  if (range.ip6First !== null && ip6 !== undefined && safe(() => parseIPv6(ip6)) !== range.ip6First)
+    problems.push(`IP6 ${ip6} is not ${formatIPv6(range.ip6First)}`);
+  const mac = attrs['MAC'];
+  if (range.macFirst !== null && mac !== undefined && safe(() => parseMac(mac)) !== range.macFirst)
+    problems.push(`MAC ${mac} is not ${formatMac(range.macFirst)}`);
+  return problems;
+}
+
+function safe<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch {
+    return undefined;
+  }
+}
+
 // The runs of a pgipam lease block that oned does not list: a block freed address by address in
 // oned may be partly leaked, and each run is reported on its own.
-function leakedRuns(rangeId: number, span: PgipamRangeSnapshot['spans'][number], onedAt: ReadonlyMap<number, unknown>): Drift[] {
+function leakedRuns(
+  rangeId: number,
+  span: PgipamRangeSnapshot['spans'][number],
+  onedAt: ReadonlyMap<number, unknown>,
+  networkId: number,
+  arId: number,
+): Drift[] {
   const runs: Drift[] = [];
   let runStart: number | undefined;
   for (let i = span.first; i <= span.last + 1; i++) {
     const leaked = i <= span.last && !onedAt.has(i);
     if (leaked && runStart === undefined) runStart = i;
     if (!leaked && runStart !== undefined) {
-      runs.push({ kind: 'leaked', rangeId, first: runStart, last: i - 1, since: span.createdAt });
+      runs.push({ kind: 'leaked', rangeId, first: runStart, last: i - 1, since: span.createdAt, networkId, arId });
       runStart = undefined;
     }
   }

@@ -189,6 +189,7 @@ export async function pruneHistory(db: Db, before: Date, ctx: ActionContext): Pr
     await db.query('alter table pgipam.history disable trigger history_append_only');
     const { rowCount } = await db.query('delete from pgipam.history where at < $1', [before]);
     await db.query('delete from pgipam.refusal where at < $1', [before]);
+    await db.query('delete from pgipam.reconcile_run where at < $1', [before]);
     await db.query('alter table pgipam.history enable trigger history_append_only');
     await recordHistory(db, ctx, {
       event: 'history_pruned',

@@ -21,7 +21,7 @@ export const DRIVER_GRANTS = [
   `grant select, insert, update, delete on pgipam.address_range, pgipam.lease, pgipam.free_extent to ${DRIVER_GROUP}`,
   `grant select on pgipam.pool, pgipam.pool_prefix, pgipam.pool_reservation, pgipam.pool_grant, pgipam.pool_allocation, pgipam.pool_free_block to ${DRIVER_GROUP}`,
   `revoke insert, update, delete on pgipam.pool_free_block, pgipam.pool_allocation from ${DRIVER_GROUP}`,
-  `grant select, insert on pgipam.history, pgipam.refusal to ${DRIVER_GROUP}`,
+  `grant select, insert on pgipam.history, pgipam.refusal, pgipam.reconcile_run to ${DRIVER_GROUP}`,
   `grant usage on all sequences in schema pgipam to ${DRIVER_GROUP}`,
   `grant execute on function pgipam.pool_covering(bigint, integer, numeric, numeric), pgipam.pool_check_use(bigint),
      pgipam.pool_take_block(bigint, integer, integer), pgipam.pool_take_span(bigint, integer, numeric, numeric, boolean),

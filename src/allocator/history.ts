@@ -23,6 +23,13 @@ export const HISTORY_EVENTS = [
   'platform_granted',
   'platform_revoked',
   'history_pruned',
+  // pgipam reconcile --fix (admin/reconcile.ts), each with the oned network, AR and owner
+  'reconcile_adopted',
+  'reconcile_freed',
+  'reconcile_range_removed',
+  'reconcile_range_registered',
+  // pgipam import (admin/import.ts)
+  'range_imported',
 ] as const;
 export type HistoryEventName = (typeof HISTORY_EVENTS)[number];
 

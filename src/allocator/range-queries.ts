@@ -19,11 +19,13 @@ export interface RangeRow extends RangeAddresses {
   poolRestricted: boolean;
   platform: string;
   holdSeconds: number;
+  // recorded by pgipam import from oned's internal IPAM (or another driver): never leased from
+  observed: boolean;
 }
 
 export const RANGE_COLUMNS = `r.id::int8::text as id, r.space_id::text as space_id, s.name as space_name, r.ar_type, r.size::text as size,
   r.ip4_first::text as ip4_first, r.ip6_first::text as ip6_first, r.prefix_length, r.mac_first::text as mac_first,
-  r.attrs, r.created_at, r.pool_id::text as pool_id, r.platform, r.hold_seconds, p.name as pool_name, coalesce(p.restricted, false) as pool_restricted`;
+  r.attrs, r.created_at, r.pool_id::text as pool_id, r.platform, r.hold_seconds, r.observed, p.name as pool_name, coalesce(p.restricted, false) as pool_restricted`;
 // every query that reads RANGE_COLUMNS joins these
 export const RANGE_JOINS = `pgipam.address_range r join pgipam.space s on s.id = r.space_id left join pgipam.pool p on p.id = r.pool_id`;
 
@@ -42,6 +44,7 @@ export interface RawRange {
   pool_id: string | null;
   platform: string;
   hold_seconds: number;
+  observed: boolean;
   pool_name: string | null;
   pool_restricted: boolean;
 }
@@ -64,6 +67,7 @@ export function toRange(r: RawRange): RangeRow {
     poolRestricted: r.pool_restricted,
     platform: r.platform,
     holdSeconds: r.hold_seconds,
+    observed: r.observed,
   };
 }
 
@@ -145,15 +149,20 @@ export function describeRange(range: RangeRow): string {
 }
 
 // Inserts a new range; throws pg's exclusion violation (23P01) when it overlaps another range.
+// `id` re-creates a range under the id oned still knows it by (reconcile --fix, import): the
+// identity sequence is then moved past it, so that no later registration collides with it.
 export async function insertRange(
   db: Db,
   spaceId: number,
   spec: RangeSpec,
-  o: { holdSeconds: number; requestId: string; poolId: number | null; platform: string },
+  o: { holdSeconds: number; requestId: string; poolId: number | null; platform: string; id?: number; observed?: boolean },
 ): Promise<number> {
   const { rows } = await db.query<{ id: string }>(
-    `insert into pgipam.address_range (space_id, ar_type, size, ip4_first, ip6_first, prefix_length, mac_first, hold_seconds, request_id, pool_id, platform)
-     values ($1, $2, $3, $4, $5::numeric, $6, $7, $8, $9, $10, $11) returning id::text`,
+    `insert into pgipam.address_range (space_id, ar_type, size, ip4_first, ip6_first, prefix_length, mac_first, hold_seconds, request_id, pool_id, platform, observed, id)
+     overriding system value
+     values ($1, $2, $3, $4, $5::numeric, $6, $7, $8, $9, $10, $11, $12,
+             coalesce($13::int8, pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('pgipam.address_range', 'id'))))
+     returning id::text`,
     [
       spaceId,
       spec.type,
@@ -166,8 +175,18 @@ export async function insertRange(
       o.requestId,
       o.poolId,
       o.platform,
+      o.observed ?? false,
+      o.id ?? null,
     ],
   );
+  if (o.id !== undefined) {
+    // never moves the sequence back: only forward to the id, when the id is beyond what it gave
+    await db.query(
+      `select case when $1::int8 > pg_catalog.nextval(x.seq) then pg_catalog.setval(x.seq, $1::int8) end
+         from (select pg_catalog.pg_get_serial_sequence('pgipam.address_range', 'id') as seq) x`,
+      [o.id],
+    );
+  }
   return Number(rows[0]!.id);
 }
 

@@ -52,7 +52,9 @@ export async function lockNamedRange(
   platform: string,
 ): Promise<RangeRow | null> {
   const range = await lockRange(db, id, mode);
-  if (range && range.platform !== platform) return null;
+  // an observed range (pgipam import) records oned's own addresses: no action of the driver's
+  // ever touches it
+  if (range && (range.platform !== platform || range.observed)) return null;
   if (range) {
     verifyArMatches(range, ar);
     if (mode === 'no key update') await recordRangeMac(db, range, ar);

@@ -42,10 +42,27 @@ export interface RegisterResult {
   reply: Record<string, string>;
 }
 
-export async function registerAddressRange(db: Db, req: IpamRequest, ctx: ActionContext): Promise<RegisterResult> {
+// How reconcile --fix and import register a range the driver did not: under the id oned already
+// stores in the AR, as an observed range (oned's own addresses), and with their history event.
+export interface RegisterOptions {
+  rangeId?: number;
+  observed?: boolean;
+  event?: 'range_registered' | 'reconcile_range_registered' | 'range_imported';
+  detail?: Record<string, unknown>;
+  // recorded with the range beside the reply (the oned network and AR it was found in)
+  attrs?: Record<string, string>;
+}
+
+export async function registerAddressRange(
+  db: Db,
+  req: IpamRequest,
+  ctx: ActionContext,
+  options: RegisterOptions = {},
+): Promise<RegisterResult> {
   const { ar } = req;
   const type = parseArType(ar.TYPE);
   const plan = carvePlan(ar, type);
+  if (options.observed && plan.any) throw badRequest('an observed range must name its addresses (IP, IP6 or MAC and SIZE)');
   const hold = validateBeforeTheDatabase(ar, plan);
   return withTransaction(db, async () => {
     const placed = plan.any ? await carveFromPool(db, ar, type, plan, ctx) : await takeExplicitSpans(db, ar, ctx);
@@ -60,23 +77,29 @@ export async function registerAddressRange(db: Db, req: IpamRequest, ctx: Action
       requestId: ctx.requestId,
       poolId: pool?.id ?? null,
       platform: ctx.platform,
+      ...(options.rangeId !== undefined && { id: options.rangeId }),
+      observed: options.observed ?? false,
     });
     if (placed.subnets.length) await assignSubnets(db, id);
     const reply = { ...registerReply(attrs, spec, { ipamMad: ar.IPAM_MAD ?? 'pgipam', rangeId: String(id), space }), ...extraReply };
     reply.PGIPAM_RANGE_ID = String(id);
+    // oned's internal IPAM stores no IPAM_MAD: an observed range says what it is instead
+    if (options.observed) delete reply.IPAM_MAD;
+    Object.assign(reply, options.attrs);
     for (const [k, v] of Object.entries(reply)) checkTemplateValue(k, v);
     await setRangeAttrs(db, id, reply);
     await initFreeSpace(db, id, spec.size);
     const range = (await lockRange(db, id))!;
-    await reserveKeptAddresses(db, range, spec, 0, spec.size - 1, ctx);
+    // oned decides what an observed range's gateway and network addresses are for
+    if (!options.observed) await reserveKeptAddresses(db, range, spec, 0, spec.size - 1, ctx);
     await recordHistory(db, ctx, {
-      event: 'range_registered',
+      event: options.event ?? 'range_registered',
       spaceId,
       rangeId: id,
       firstIdx: 0,
       size: spec.size,
       address: addressAt(range, 0),
-      detail: { type: spec.type, pool: pool?.name ?? null, subnets: extraReply.PGIPAM_SUBNET ?? null, attrs: reply },
+      detail: { type: spec.type, pool: pool?.name ?? null, subnets: extraReply.PGIPAM_SUBNET ?? null, attrs: reply, ...options.detail },
     });
     ctx.log(`registered ${describeRange(range)}${extraReply.PGIPAM_SUBNET ? ` on ${extraReply.PGIPAM_SUBNET} of pool ${pool!.name}` : ''}`);
     return { rangeId: id, reply };

@@ -13,6 +13,10 @@ export interface Global {
 
 export const write = (s: string) => process.stdout.write(s);
 
+// The exit codes of a command that cron and monitoring read: reconcile exits 0 in agreement, 1
+// when it found drift and 2 on an error; every other command exits 0 or 1 (runCli resets these).
+export const exitCodes = { result: 0, error: 1 };
+
 export function cliContext(): ActionContext {
   const user = process.env.SUDO_USER || process.env.USER || 'operator';
   return { requestId: `cli:${user}`.slice(0, 40), platform: 'default', log: () => {} };

@@ -19,6 +19,8 @@ import { installCommands } from './commands/install';
 import { dbCommands } from './commands/db';
 import { doctorCommands } from './commands/doctor';
 import { metricsCommands } from './commands/metrics';
+import { reconcileCommands } from './commands/reconcile';
+import { exitCodes } from './common';
 
 export function buildCli(argv: string[]): Argv {
   let y: Argv = yargs(argv)
@@ -42,6 +44,7 @@ export function buildCli(argv: string[]): Argv {
     dbCommands,
     doctorCommands,
     metricsCommands,
+    reconcileCommands,
   ])
     y = group(y);
   return y
@@ -54,16 +57,19 @@ export function buildCli(argv: string[]): Argv {
 }
 
 export async function runCli(argv: string[]): Promise<number> {
+  exitCodes.result = 0;
+  exitCodes.error = 1;
   try {
-    await buildCli(argv).parseAsync();
-    return 0;
+    // yargs drops a lone "-" (stdin, for reconcile and import): it is passed on as /dev/stdin
+    await buildCli(argv.map((a) => (a === '-' ? '/dev/stdin' : a))).parseAsync();
+    return exitCodes.result;
   } catch (e) {
     const err = coerceError(e);
     // a script that asked for JSON gets its error as JSON too (one line on stderr)
     if (argv.includes('--json'))
       process.stderr.write(JSON.stringify({ error: { code: err.code, message: toOneLine(err.message) } }) + '\n');
     else process.stderr.write(`pgipam: ${toOneLine(err.message)}\n`);
-    return 1;
+    return exitCodes.error;
   }
 }
 

@@ -1,4 +1,7 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { formatIPv4, formatIPv6, formatMac, ip6AtIndex, macAtIndex, parseIPv4, parseIPv6, parseMac } from '../../src/address';
+import { ROOT } from './processes';
 // Builds IPAM requests the way oned does (src/driver/PROTOCOL.md §4.1, checked against what a real oned
 // 7.5.80 sent: test/fixtures/oned/requests), for the demo, the tests, the benchmark and the stress
 // run: form (a) is VectorAttribute::to_xml (every key in byte order, CDATA), form (b) is
@@ -105,4 +108,75 @@ export function addressForIndex(ar: Attrs, index: number, size: number, o: { fix
   }
   if (STATIC6_TYPES.includes(type)) out.ip6 = v6(() => formatIPv6(ip6AtIndex(parseIPv6(ar.IP6!), index)));
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What `onevnet show -x` and `onevnet list -x` print, for networks the tests and the benchmark make
+// up: the network's own elements are copied from a real oned's output (test/fixtures/oned/
+// snapshot-1/onevnet-show-34.xml) with ID, NAME and USED_LEASES replaced, the ARs written as
+// AddressRange::to_xml writes them (arXmlFormB) with their LEASES.
+
+export interface SimLease {
+  index: number;
+  owner: 'VM' | 'VNET' | 'VROUTER';
+  id: number; // VM -1: a hold
+}
+
+export interface SimAr {
+  attrs: Attrs; // as oned stores the AR: storedAr(reply, arId)
+  leases: SimLease[];
+}
+
+export interface SimNetwork {
+  id: number;
+  name: string;
+  ars: SimAr[];
+  parentNetworkId?: number;
+}
+
+let sample: [string, string] | undefined;
+function showSample(): [string, string] {
+  if (sample) return sample;
+  const xml = fs.readFileSync(path.join(ROOT, 'test/fixtures/oned/snapshot-1/onevnet-show-34.xml'), 'utf8');
+  const start = xml.indexOf('  <AR_POOL>');
+  const end = xml.indexOf('</AR_POOL>') + '</AR_POOL>'.length;
+  return (sample = [xml.slice(0, start), xml.slice(end)]);
+}
+
+function leaseXml(ar: Attrs, l: SimLease): string {
+  const type = (ar.TYPE ?? '').toUpperCase();
+  const el = (k: string, v: string) => `<${k}>${cdata(v)}</${k}>`;
+  let xml = '';
+  if (IPV4_TYPES.includes(type)) xml += el('IP', formatIPv4(parseIPv4(ar.IP!) + l.index));
+  if (STATIC6_TYPES.includes(type)) xml += el('IP6', formatIPv6(ip6AtIndex(parseIPv6(ar.IP6!), l.index)));
+  xml += el('MAC', formatMac(macAtIndex(parseMac(ar.MAC!), l.index)));
+  return `<LEASE>${xml}${el(l.owner, String(l.id))}</LEASE>`;
+}
+
+function networkXml(n: SimNetwork, withLeases: boolean): string {
+  const used = n.ars.reduce((s, a) => s + a.leases.length, 0);
+  const [sampleHead, sampleTail] = showSample();
+  const head = sampleHead
+    .replace(/<ID>34<\/ID>/, `<ID>${n.id}</ID>`)
+    .replace(/<NAME>prod-ipam<\/NAME>/, `<NAME>${n.name}</NAME>`)
+    .replace(
+      /<PARENT_NETWORK_ID\/>/,
+      n.parentNetworkId === undefined ? '<PARENT_NETWORK_ID/>' : `<PARENT_NETWORK_ID>${n.parentNetworkId}</PARENT_NETWORK_ID>`,
+    )
+    .replace(/\n {2}<USED_LEASES>\d+<\/USED_LEASES>/, `\n  <USED_LEASES>${used}</USED_LEASES>`);
+  const ars = n.ars
+    .map((a) => {
+      const ar = arXmlFormB(a.attrs, a.leases.length);
+      if (!withLeases) return ar;
+      const leases = [...a.leases].sort((x, y) => x.index - y.index).map((l) => leaseXml(a.attrs, l));
+      return `${ar.slice(0, -'</AR>'.length)}<LEASES>${leases.join('')}</LEASES></AR>`;
+    })
+    .join('');
+  return `${head}  <AR_POOL>${ars}</AR_POOL>${sampleTail}`;
+}
+
+export const onevnetShowXml = (n: SimNetwork): string => networkXml(n, true);
+
+export function onevnetListXml(networks: readonly SimNetwork[]): string {
+  return `<VNET_POOL>${networks.map((n) => networkXml(n, false).trimEnd()).join('')}</VNET_POOL>`;
 }

@@ -11,7 +11,19 @@ const networks = [34, 35, 36, 37].map((id) => parseOnevnetShow(fixture(`snapshot
 const t0 = new Date('2026-11-23T05:22:00Z');
 type Span = PgipamRangeSnapshot['spans'][number];
 const span = (first: number, last: number, kind: Span['kind'] = 'lease'): Span => ({ first, last, kind, createdAt: t0 });
-const range = (rangeId: number, size: number, spans: Span[]): PgipamRangeSnapshot => ({ rangeId, size, createdAt: t0, spans });
+// the AR types of snapshot-1's ranges; addresses left out (null) are not compared
+const TYPES: Record<number, string> = { 50: 'IP4', 51: 'IP6_STATIC', 52: 'IP4_6', 53: 'IP4' };
+const range = (rangeId: number, size: number, spans: Span[], at: Partial<PgipamRangeSnapshot> = {}): PgipamRangeSnapshot => ({
+  rangeId,
+  size,
+  createdAt: t0,
+  spans,
+  type: TYPES[rangeId] ?? 'IP4',
+  ip4First: null,
+  ip6First: null,
+  macFirst: null,
+  ...at,
+});
 
 // What pgipam held at that moment: VMs 23-25 and 27 (0-3), the reservation's block (4-7),
 // VM 26 asked for 10.70.0.40 (30), the hold on 10.70.0.45 (35), VM 28 on the carved range.
@@ -43,7 +55,7 @@ describe('drift between oned and pgipam', () => {
     ranges.push(range(99, 8, [])); // a registration oned refused
     expect(findDrift(networks, ranges, 'pgipam')).toEqual([
       { kind: 'unknown', rangeId: 50, index: 1, owner: { kind: 'VM', id: 24 }, networkId: 34, arId: 0, pgipam: 'hold' },
-      { kind: 'leaked', rangeId: 50, first: 10, last: 11, since: t0 },
+      { kind: 'leaked', rangeId: 50, first: 10, last: 11, since: t0, networkId: 34, arId: 0 },
       { kind: 'unknown', rangeId: 50, index: 30, owner: { kind: 'VM', id: 26 }, networkId: 34, arId: 0, pgipam: 'free' },
       { kind: 'resized', rangeId: 51, networkId: 34, arId: 1, onedSize: 32, pgipamSize: 30 },
       { kind: 'missing-range', rangeId: 52, networkId: 34, arId: 2 },
@@ -54,7 +66,9 @@ describe('drift between oned and pgipam', () => {
   it('reports the part of a block oned freed address by address, and the reservation vnet frees of snapshot-2', () => {
     const ranges = agreeing();
     ranges[0] = range(50, 50, [span(0, 3), span(4, 9), span(30, 30), span(35, 35)]);
-    expect(findDrift(networks, ranges, 'pgipam')).toEqual([{ kind: 'leaked', rangeId: 50, first: 8, last: 9, since: t0 }]);
+    expect(findDrift(networks, ranges, 'pgipam')).toEqual([
+      { kind: 'leaked', rangeId: 50, first: 8, last: 9, since: t0, networkId: 34, arId: 0 },
+    ]);
     // snapshot-2: VM 25 terminated, the hold released, reservation 36 deleted, AR 2 removed, carved vnet deleted;
     // a pgipam that still held all of snapshot-1 has leaked exactly those
     const after = [34, 35].map((id) => parseOnevnetShow(fixture(`snapshot-2/onevnet-show-${id}.xml`), `show2-${id}`));
@@ -64,6 +78,18 @@ describe('drift between oned and pgipam', () => {
       ['leaked', 50, '4-7'],
       ['leaked', 50, '35-35'],
       ['orphan-range', 53, ''],
+    ]);
+  });
+
+  it('compares the addresses too: an AR naming a range at other addresses is mismatched, its leases left alone', async () => {
+    const { parseIPv4, parseIPv6, parseMac } = await import('../../src/address');
+    const ranges = agreeing();
+    ranges[0] = range(50, 50, [], { ip4First: parseIPv4('10.70.0.10'), macFirst: parseMac('02:00:0a:46:00:0a') });
+    ranges[1] = range(51, 32, [], { ip6First: parseIPv6('2001:db8:70::1:100') });
+    expect(findDrift(networks, ranges, 'pgipam')).toEqual([
+      // range 50 lies where AR 0 says; its leases are compared (all of them unknown here)
+      ...[0, 1, 2, 3, 4, 5, 6, 7, 30, 35].map((index) => expect.objectContaining({ kind: 'unknown', rangeId: 50, index })),
+      { kind: 'mismatched', rangeId: 51, networkId: 34, arId: 1, problems: ['IP6 2001:db8:70::100 is not 2001:db8:70::1:100'] },
     ]);
   });
 
