@@ -93,7 +93,7 @@ export async function readOnevnet(o: OnevnetOptions): Promise<OnedDocument[]> {
   const list = await runOnevnet(o, ['list', '-x']);
   const ids = parseOnevnetList(list, 'onevnet list -x').map((n) => n.id);
   const docs: OnedDocument[] = [{ text: list, source: 'onevnet list -x', readAt }];
-  const shows: string[] = new Array<string>(ids.length);
+  const shows: string[] = ids.map(() => '');
   let next = 0;
   const worker = async () => {
     while (next < ids.length) {
