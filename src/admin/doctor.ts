@@ -89,6 +89,7 @@ async function databaseChecks(config: Config): Promise<DoctorCheck[]> {
     if (await publicSchemaWritable(db)) out.push(warn('public schema', PUBLIC_SCHEMA_PROBLEM));
     out.push(...(await usageChecks(db)));
     out.push(await staleActionsCheck(db));
+    out.push(...(await reconcileChecks(db)));
     const consistency = await checkDatabase(db);
     out.push(
       consistency.problems.length
@@ -187,6 +188,46 @@ async function usageChecks(db: Db): Promise<DoctorCheck[]> {
   );
   if (!rows.length) return [ok('usage', 'no range or pool prefix is above 90% used')];
   return rows.map((r) => warn('usage', `${r.what} is ${r.pct}% used`));
+}
+
+// The last reconcile of each platform: drift it left, or none for too long.
+async function reconcileChecks(db: Db): Promise<DoctorCheck[]> {
+  const { rows } = await db.query<{
+    platform: string;
+    at: Date;
+    age_h: number;
+    found: Record<string, number>;
+    repaired: Record<string, number>;
+  }>(
+    `select distinct on (platform) platform, at, extract(epoch from now() - at)::float8 / 3600 as age_h, found, repaired
+       from pgipam.reconcile_run order by platform, at desc`,
+  );
+  const ranged = await db.query<{ n: number }>('select count(*)::int as n from pgipam.address_range where not observed');
+  if (!rows.length)
+    return ranged.rows[0]!.n
+      ? [
+          warn(
+            'reconcile',
+            'never run: schedule "pgipam reconcile --onevnet --fix" (as oneadmin on the front-end) to find leases oned and pgipam disagree on',
+          ),
+        ]
+      : [];
+  return rows.map((r) => {
+    const left = Object.entries(r.found)
+      .map(([k, n]) => [k, n - (r.repaired[k] ?? 0)] as const)
+      .filter(([, n]) => n > 0);
+    const when = `last run ${r.at.toISOString()}`;
+    if (left.length)
+      return warn(
+        'reconcile',
+        `platform "${r.platform}": ${when} left ${left.map(([k, n]) => `${k} ${n}`).join(', ')}: see "pgipam reconcile"`,
+      );
+    if (r.age_h > 26) return warn('reconcile', `platform "${r.platform}": ${when}, over a day ago; is the cron job running?`);
+    return ok(
+      'reconcile',
+      `platform "${r.platform}": ${when}, in agreement${Object.values(r.found).some((n) => n > 0) ? ' after repairs' : ''}`,
+    );
+  });
 }
 
 // Changes of the last day made by another pgipam version: a stale copy of the actions in remotes/

@@ -19,6 +19,7 @@ export async function collectMetrics(db: Db, o: MetricsOptions): Promise<string>
     await rangeMetrics(db, gauge);
     await poolMetrics(db, gauge);
     await activityMetrics(db, gauge, o.intervalSeconds);
+    await reconcileMetrics(db, gauge);
     gauge('pgipam_schema_version', 'schema version of the database').set(await schemaVersion(db));
     gauge('pgipam_schema_version_expected', 'schema version this pgipam expects').set(SCHEMA_VERSION);
     gauge('pgipam_metrics_generated_timestamp_seconds', 'when these metrics were read from the database').set(Date.now() / 1000);
@@ -154,4 +155,30 @@ async function activityMetrics(db: Db, gauge: GaugeOf, intervalSeconds: number):
     `select kind, extract(epoch from min(created_at))::float8 as t from pgipam.lease where kind in ('lease', 'allocation') group by 1`,
   );
   for (const r of ol.rows) oldest.set({ kind: r.kind }, r.t);
+}
+
+// The last `pgipam reconcile` of each platform: what it found and repaired per kind of drift.
+// Alert on pgipam_reconcile_drift - pgipam_reconcile_repaired > 0 (unknown leases above all), and
+// on a last run that is too old.
+async function reconcileMetrics(db: Db, gauge: GaugeOf): Promise<void> {
+  const found = gauge('pgipam_reconcile_drift', 'drift between oned and pgipam the last reconcile found, by kind', ['platform', 'kind']);
+  const repaired = gauge('pgipam_reconcile_repaired', 'drift the last reconcile repaired (--fix), by kind', ['platform', 'kind']);
+  const at = gauge('pgipam_reconcile_last_run_timestamp_seconds', 'when the last reconcile ran', ['platform']);
+  const took = gauge('pgipam_reconcile_duration_seconds', 'how long the last reconcile took', ['platform']);
+  const { rows } = await db.query<{
+    platform: string;
+    t: number;
+    ms: number;
+    found: Record<string, number>;
+    repaired: Record<string, number>;
+  }>(
+    `select distinct on (platform) platform, extract(epoch from at)::float8 as t, duration_ms as ms, found, repaired
+       from pgipam.reconcile_run order by platform, at desc`,
+  );
+  for (const r of rows) {
+    at.set({ platform: r.platform }, r.t);
+    took.set({ platform: r.platform }, r.ms / 1000);
+    for (const [kind, n] of Object.entries(r.found)) found.set({ platform: r.platform, kind }, n);
+    for (const [kind, n] of Object.entries(r.repaired)) repaired.set({ platform: r.platform, kind }, n);
+  }
 }

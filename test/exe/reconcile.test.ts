@@ -260,5 +260,17 @@ describe('reconcile input it cannot compare: one line, exit 2, nothing written',
       'drift: 1: mismatched 1 (repaired 0)',
       '',
     ]);
+    // monitoring sees what the last run left
+    const metrics = await cli(env, ['metrics']);
+    expect(metrics.stdout).toMatch(/^pgipam_reconcile_drift\{platform="default",kind="mismatched"\} 1$/m);
+    expect(metrics.stdout).toMatch(/^pgipam_reconcile_repaired\{platform="default",kind="mismatched"\} 0$/m);
+    expect(metrics.stdout).toMatch(/^pgipam_reconcile_last_run_timestamp_seconds\{platform="default"\} \d+/m);
+    const doctor = await cli(env, ['doctor', '--json', '--remotes', dir, '--oned-conf', path.join(dir, 'none')]);
+    const checks = JSON.parse(doctor.stdout) as Array<{ check: string; status: string; detail: string }>;
+    expect(checks.find((c) => c.check === 'reconcile')).toEqual({
+      check: 'reconcile',
+      status: 'warn',
+      detail: expect.stringMatching(/^platform "default": last run .* left mismatched 1: see "pgipam reconcile"$/),
+    });
   });
 });
