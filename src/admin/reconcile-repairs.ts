@@ -14,6 +14,7 @@ import { ONED_COMPUTED_ATTRIBUTES } from '../ar-attributes';
 import type { Drift } from '../oned-drift';
 import type { OnedAddressRange, OnedLeaseOwner, OnedNetwork } from '../oned-view';
 import type { Finding } from './reconcile';
+import { macIndex, parseMac } from '../address';
 
 export const ownerText = (o: OnedLeaseOwner) => (o.kind === 'VM' && o.id === -1 ? 'hold' : `${o.kind} ${o.id}`);
 
@@ -52,6 +53,8 @@ export async function reRegister(
       event: 'reconcile_range_registered',
       detail: { oned_network: network.id, oned_ar: ar.arId },
       attrs: { PGIPAM_ONED_NETWORK_ID: String(network.id), PGIPAM_ONED_AR_ID: String(ar.arId) },
+      leases: onedLeasesOf(network, ar, 'adopted by reconcile'),
+      leaseEvent: 'reconcile_adopted',
     });
   } catch (e) {
     const code = (e as { code?: string }).code;
@@ -64,9 +67,24 @@ export async function reRegister(
     f.action = `left: cannot register it again: ${why}`;
     return false;
   }
-  f.action = `registered range ${d.rangeId} again, with oned's leases`;
+  f.action = `registered range ${d.rangeId} again, with oned's ${ar.leases?.length ?? 0} leases`;
   f.repaired = true;
   return true;
+}
+
+// oned's leases of an AR as the leases of a range registered for it: an oned hold (VM -1) is what
+// `onevnet hold` made with allocate_address.
+export function onedLeasesOf(network: OnedNetwork, ar: OnedAddressRange, why: string) {
+  const first = parseMac(ar.attributes['MAC'] ?? '', `AR ${ar.arId} of network ${network.id} MAC`);
+  return (ar.leases ?? []).map((l) => {
+    const owner = ownerText(l.owner);
+    return {
+      index: macIndex(first, parseMac(l.mac))!,
+      kind: owner === 'hold' ? ('allocation' as const) : ('lease' as const),
+      note: `${why}: ${owner} in oned network ${network.id} AR ${ar.arId}`,
+      detail: { oned_network: network.id, oned_ar: ar.arId, owner },
+    };
+  });
 }
 
 function byRange(findings: readonly Finding[]): Map<number, Finding[]> {

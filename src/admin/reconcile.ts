@@ -70,27 +70,15 @@ interface SnapshotRange extends PgipamRangeSnapshot {
 export async function reconcile(db: Db, view: OnedView, o: ReconcileOptions, ctx: ActionContext): Promise<ReconcileReport> {
   const started = Date.now();
   await checkNamedRanges(db, view.networks, o.mad, ctx.platform);
-  let ranges = await readPgipamRanges(db, ctx.platform);
+  const ranges = await readPgipamRanges(db, ctx.platform);
   const findings: Finding[] = findDrift(view.networks, ranges, o.mad)
     .filter((d) => d.kind !== 'orphan-range' || view.complete)
     .map((drift) => ({ drift, where: where(drift, ranges), action: plannedAction(drift, view, o), repaired: false }));
   if (o.fix) {
     const cutoff = new Date(view.readAt.getTime() - o.graceSeconds * 1000);
     const ars = arsByRange(view.networks, o.mad);
-    const reRegistered: number[] = [];
-    for (const f of findings.filter((x) => x.drift.kind === 'missing-range')) {
-      if (await reRegister(db, f, ars, ctx)) reRegistered.push(f.drift.rangeId);
-    }
-    if (reRegistered.length) {
-      // the re-registered ranges' leases are oned's: adopt them as part of that repair
-      ranges = await readPgipamRanges(db, ctx.platform);
-      const again = findDrift(view.networks, ranges, o.mad).filter((d) => d.kind === 'unknown' && reRegistered.includes(d.rangeId));
-      await adopt(
-        db,
-        again.map((drift) => ({ drift, where: '', action: '', repaired: false })),
-        ctx,
-      );
-    }
+    // a missing range comes back with oned's leases, in one transaction
+    for (const f of findings.filter((x) => x.drift.kind === 'missing-range')) await reRegister(db, f, ars, ctx);
     await adopt(
       db,
       findings.filter((x) => x.drift.kind === 'unknown'),

@@ -30,6 +30,8 @@ export const HISTORY_EVENTS = [
   'reconcile_range_registered',
   // pgipam import (admin/import.ts)
   'range_imported',
+  'lease_imported',
+  'lease_import_removed',
 ] as const;
 export type HistoryEventName = (typeof HISTORY_EVENTS)[number];
 

@@ -14,6 +14,7 @@ import { type CarvePlan, carveForAr, carvePlan, explicitSpans, poolAttributes, r
 import { spaceName } from './range-resolution';
 import { recordHistory } from './history';
 import { reserveKeptAddresses } from './kept-addresses';
+import { insertLease, takeFree } from './lease-queries';
 import { lockPools, lockRange } from './locks';
 import {
   type Block,
@@ -51,6 +52,10 @@ export interface RegisterOptions {
   detail?: Record<string, unknown>;
   // recorded with the range beside the reply (the oned network and AR it was found in)
   attrs?: Record<string, string>;
+  // oned's leases of the AR, recorded in the same transaction (before the kept addresses, which
+  // then keep only what oned has not leased), one history row each
+  leases?: ReadonlyArray<{ index: number; kind: 'lease' | 'allocation'; note: string; detail: Record<string, unknown> }>;
+  leaseEvent?: 'reconcile_adopted' | 'lease_imported';
 }
 
 export async function registerAddressRange(
@@ -90,6 +95,20 @@ export async function registerAddressRange(
     await setRangeAttrs(db, id, reply);
     await initFreeSpace(db, id, spec.size);
     const range = (await lockRange(db, id))!;
+    for (const l of options.leases ?? []) {
+      if (l.index >= spec.size || !(await takeFree(db, id, l.index, l.index)))
+        throw badRequest(`lease at index ${l.index} of ${describeRange(range)} is outside the range or listed twice`);
+      await insertLease(db, id, [l.index, l.index], l.kind, ctx, { note: l.note });
+      await recordHistory(db, ctx, {
+        event: options.leaseEvent ?? 'lease_imported',
+        spaceId,
+        rangeId: id,
+        firstIdx: l.index,
+        size: 1,
+        address: addressAt(range, l.index),
+        detail: { kind: l.kind, ...l.detail },
+      });
+    }
     // oned decides what an observed range's gateway and network addresses are for
     if (!options.observed) await reserveKeptAddresses(db, range, spec, 0, spec.size - 1, ctx);
     await recordHistory(db, ctx, {
