@@ -69,7 +69,7 @@ export function findDrift(networks: readonly OnedNetwork[], ranges: readonly Pgi
         continue;
       }
       pointedAt.add(range.rangeId);
-      const problems = addressMismatch(ar.type, ar.attributes, range);
+      const problems = arAddressMismatch(ar.type, ar.attributes, range);
       if (problems.length) {
         drift.push({ kind: 'mismatched', rangeId: range.rangeId, networkId: net.id, arId: ar.arId, problems });
         continue;
@@ -119,7 +119,11 @@ export function findDrift(networks: readonly OnedNetwork[], ranges: readonly Pgi
 }
 
 // What differs between where the AR says its addresses are and where pgipam's range lies.
-function addressMismatch(type: string, attrs: Readonly<Record<string, string>>, range: PgipamRangeSnapshot): string[] {
+export function arAddressMismatch(
+  type: string,
+  attrs: Readonly<Record<string, string>>,
+  range: Pick<PgipamRangeSnapshot, 'type' | 'ip4First' | 'ip6First' | 'macFirst'>,
+): string[] {
   const problems: string[] = [];
   if (type.toUpperCase() !== range.type) problems.push(`TYPE ${type} is not ${range.type}`);
   const ip = attrs['IP'];

@@ -179,7 +179,7 @@ async function readPgipamRanges(db: Db, platform: string): Promise<SnapshotRange
 
 // An AR that names a range of another platform, or one of the ranges import recorded for oned's
 // own addresses, is not drift of this platform's: the input or the platform is wrong.
-async function checkNamedRanges(db: Db, networks: readonly OnedNetwork[], mad: string, platform: string): Promise<void> {
+export async function checkNamedRanges(db: Db, networks: readonly OnedNetwork[], mad: string, platform: string): Promise<void> {
   const named = new Map<number, string>();
   for (const net of networks) {
     if (net.parentNetworkId !== undefined) continue;

@@ -180,10 +180,12 @@ export async function insertRange(
     ],
   );
   if (o.id !== undefined) {
-    // never moves the sequence back: only forward to the id, when the id is beyond what it gave
+    // Moves the sequence forward to the id when it has not got there, never back: a nextval that
+    // runs between reading last_value and setval gave a value at most the id, so none is given twice
+    // (one equal to the id fails that registration on the primary key).
     await db.query(
-      `select case when $1::int8 > pg_catalog.nextval(x.seq) then pg_catalog.setval(x.seq, $1::int8) end
-         from (select pg_catalog.pg_get_serial_sequence('pgipam.address_range', 'id') as seq) x`,
+      `select case when $1::int8 > coalesce(pg_catalog.pg_sequence_last_value(x.seq), 0) then pg_catalog.setval(x.seq, $1::int8) end
+         from (select pg_catalog.pg_get_serial_sequence('pgipam.address_range', 'id')::regclass as seq) x`,
       [o.id],
     );
   }

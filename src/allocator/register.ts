@@ -99,15 +99,6 @@ export async function registerAddressRange(
       if (l.index >= spec.size || !(await takeFree(db, id, l.index, l.index)))
         throw badRequest(`lease at index ${l.index} of ${describeRange(range)} is outside the range or listed twice`);
       await insertLease(db, id, [l.index, l.index], l.kind, ctx, { note: l.note });
-      await recordHistory(db, ctx, {
-        event: options.leaseEvent ?? 'lease_imported',
-        spaceId,
-        rangeId: id,
-        firstIdx: l.index,
-        size: 1,
-        address: addressAt(range, l.index),
-        detail: { kind: l.kind, ...l.detail },
-      });
     }
     // oned decides what an observed range's gateway and network addresses are for
     if (!options.observed) await reserveKeptAddresses(db, range, spec, 0, spec.size - 1, ctx);
@@ -120,6 +111,17 @@ export async function registerAddressRange(
       address: addressAt(range, 0),
       detail: { type: spec.type, pool: pool?.name ?? null, subnets: extraReply.PGIPAM_SUBNET ?? null, attrs: reply, ...options.detail },
     });
+    for (const l of options.leases ?? []) {
+      await recordHistory(db, ctx, {
+        event: options.leaseEvent ?? 'lease_imported',
+        spaceId,
+        rangeId: id,
+        firstIdx: l.index,
+        size: 1,
+        address: addressAt(range, l.index),
+        detail: { kind: l.kind, ...l.detail },
+      });
+    }
     ctx.log(`registered ${describeRange(range)}${extraReply.PGIPAM_SUBNET ? ` on ${extraReply.PGIPAM_SUBNET} of pool ${pool!.name}` : ''}`);
     return { rangeId: id, reply };
   });

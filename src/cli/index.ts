@@ -20,6 +20,7 @@ import { dbCommands } from './commands/db';
 import { doctorCommands } from './commands/doctor';
 import { metricsCommands } from './commands/metrics';
 import { reconcileCommands } from './commands/reconcile';
+import { importCommands } from './commands/import';
 import { exitCodes } from './common';
 
 export function buildCli(argv: string[]): Argv {
@@ -45,6 +46,7 @@ export function buildCli(argv: string[]): Argv {
     doctorCommands,
     metricsCommands,
     reconcileCommands,
+    importCommands,
   ])
     y = group(y);
   return y

@@ -34,6 +34,8 @@ export function rangeJson(r: RangeInfo) {
     by_kind: r.byKind,
     pool_id: r.range.poolId,
     platform: r.range.platform,
+    // recorded by pgipam import for addresses oned manages itself: never leased from
+    observed: r.range.observed,
     hold_seconds: r.range.holdSeconds,
     attrs: r.range.attrs,
     created_at: r.range.createdAt,

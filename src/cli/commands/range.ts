@@ -25,7 +25,7 @@ const rangeList = <T>(y: Argv<T>) =>
             r.last,
             String(r.range.size),
             String(r.used),
-            r.range.platform,
+            r.range.observed ? `${r.range.platform} (observed)` : r.range.platform,
             utilisationBar(r.used, r.range.size, 20),
           ]),
         ),
