@@ -21,6 +21,7 @@ import { doctorCommands } from './commands/doctor';
 import { metricsCommands } from './commands/metrics';
 import { reconcileCommands } from './commands/reconcile';
 import { importCommands } from './commands/import';
+import { usageCommands } from './commands/usage';
 import { exitCodes } from './common';
 
 export function buildCli(argv: string[]): Argv {
@@ -47,6 +48,7 @@ export function buildCli(argv: string[]): Argv {
     metricsCommands,
     reconcileCommands,
     importCommands,
+    usageCommands,
   ])
     y = group(y);
   return y

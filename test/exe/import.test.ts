@@ -80,6 +80,16 @@ describe('pgipam import', () => {
     );
     expect([get.exitCode, get.reason]).toEqual([255, expect.stringMatching(/^pgipam has no range \d+ for platform "default"/)]);
 
+    // imported leases count as use from when they were recorded
+    const use = await cli(env, ['usage', '--since', '1h', '--by', 'range', '--period', 'all', '--csv']);
+    expect(use.code).toBe(0);
+    const csv = use.stdout.trim().split('\n');
+    expect(csv[0]).toBe('period_start,range,address_hours,peak,started');
+    expect(csv.slice(1).map((l) => l.split(',').slice(1, 2).concat(l.split(',').slice(3)))).toEqual([
+      ['50', '10', '10'],
+      ['53', '1', '1'],
+      [String(internal.id), '1', '1'],
+    ]);
     // a second import changes nothing
     const snap = await snapshot(t.db);
     const again = await cli(env, ['import', ...files]);
