@@ -50,7 +50,7 @@ await Promise.all([
       js: "#!/usr/bin/env node\nimport { createRequire as __pgipamCreateRequire } from 'node:module';\nconst require = __pgipamCreateRequire(import.meta.url);",
     },
   }),
-  ...['demo', 'bench', 'stress', 'ha-demo'].map((name) =>
+  ...['demo', 'bench', 'stress', 'ha-demo', 'reconcile-bench'].map((name) =>
     esbuild.build({
       ...common,
       entryPoints: [path.join(root, `test/scripts/${name}.ts`)],
