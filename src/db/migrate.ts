@@ -23,6 +23,7 @@ export const SCHEMA_TABLES = [
   'pool_grant',
   'pool_prefix',
   'pool_reservation',
+  'reconcile_run',
   'refusal',
   'space',
 ].map((t) => `pgipam.${t}`);
