@@ -25,8 +25,10 @@ export const DRIVER_GRANTS = [
   `grant usage on all sequences in schema pgipam to ${DRIVER_GROUP}`,
   `grant execute on function pgipam.pool_covering(bigint, integer, numeric, numeric), pgipam.pool_check_use(bigint),
      pgipam.pool_take_block(bigint, integer, integer), pgipam.pool_take_span(bigint, integer, numeric, numeric, boolean),
-     pgipam.pool_assign(bigint), pgipam.pool_release_range(bigint), pgipam.range_reserve_pool_reservations(bigint, bigint, bigint, text)
+     pgipam.pool_assign(bigint), pgipam.pool_release_range(bigint), pgipam.range_reserve_pool_reservations(bigint, bigint, bigint, text),
+     pgipam.vlan_pool_allowed(bigint), pgipam.vlan_take(bigint, integer, bigint), pgipam.vlan_release_range(bigint)
      to ${DRIVER_GROUP}`,
+  `grant select on pgipam.vlan_pool, pgipam.vlan_pool_span, pgipam.vlan_allocation, pgipam.vlan_pool_grant to ${DRIVER_GROUP}`,
 ];
 
 // A role may serve a platform only when it is confined by row-level security and cannot make

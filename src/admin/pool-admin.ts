@@ -1,5 +1,6 @@
 // Operator-side pool management: define, change, remove and show pools.
 import type { Db } from '../db/client';
+import { listVlanPools } from './vlan-pools';
 import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
 import { PGIPAM_SET_ATTRIBUTES } from '../ar-attributes';
@@ -32,6 +33,8 @@ export interface PoolOptions {
   searchDomain?: string;
   mtu?: number | null;
   vlanId?: number | null;
+  // the VLAN pool carved networks take VLAN_ID from ("none" on set: no VLAN pool); replaces vlanId
+  vlanPool?: string;
   holdSeconds?: number;
   isDefault?: boolean;
   restricted?: boolean;
@@ -71,6 +74,22 @@ function validateOptions(o: PoolOptions): void {
   }
 }
 
+// A pool takes its networks' VLAN IDs from a VLAN pool, or has a fixed VLAN_ID: not both.
+async function setVlanPoolOf(db: Db, name: string, o: PoolOptions): Promise<void> {
+  if (o.vlanId !== undefined && o.vlanId !== null && o.vlanPool !== 'none')
+    throw new IpamError('BAD_REQUEST', 'give --vlan (one VLAN_ID for every network) or --vlan-pool (one each), not both');
+  let id: string | null = null;
+  if (o.vlanPool !== 'none') {
+    const { rows } = await db.query<{ id: string }>('select id::text from pgipam.vlan_pool where name = $1', [o.vlanPool]);
+    if (!rows[0]) throw new IpamError('NOT_FOUND', `VLAN pool "${o.vlanPool}" does not exist: see "pgipam vlan-pool list"`);
+    id = rows[0].id;
+  }
+  await db.query(
+    'update pgipam.pool set vlan_pool_id = $2::int8, vlan_id = case when $2::int8 is null then vlan_id else null end where name = $1',
+    [name, id],
+  );
+}
+
 export async function addPool(db: Db, name: string, o: PoolOptions, ctx: ActionContext): Promise<PoolRow> {
   checkName('pool name', name);
   validateOptions(o);
@@ -97,6 +116,7 @@ export async function addPool(db: Db, name: string, o: PoolOptions, ctx: ActionC
       ],
     );
     if (!rows[0]) throw new IpamError('CONFLICT', `pool "${name}" already exists`);
+    if (o.vlanPool !== undefined) await setVlanPoolOf(db, name, o);
     const pool = (await getPool(db, name))!;
     for (const p of prefixes) await addPrefix(db, pool, p);
     await checkGatewayFits(db, pool.id, pool.gateway);
@@ -205,6 +225,7 @@ export async function setPool(db: Db, name: string, o: PoolChange, ctx: ActionCo
         o.description ?? null,
       ],
     );
+    if (o.vlanPool !== undefined) await setVlanPoolOf(db, name, o);
     for (const text of o.addPrefixes ?? []) await addPrefix(db, pool, parsePrefix(text));
     for (const text of o.removePrefixes ?? []) {
       const p = parsePrefix(text);
@@ -282,6 +303,8 @@ export interface PoolInfo {
   ranges: number;
   grants: string[];
   reservations: Array<{ first: string; last: string; reason: string }>;
+  // the VLAN pool's use, when the pool names one
+  vlan: { pool: string; domain: string; size: number; used: number; reserved: number; free: number } | null;
 }
 
 const MAP_CELLS = 64;
@@ -336,8 +359,14 @@ export async function poolInfo(db: Db, pool: PoolRow): Promise<PoolInfo> {
     'select family, first::text, last::text, reason from pgipam.pool_reservation where pool_id = $1 order by family, first',
     [pool.id],
   );
+  let vlan: PoolInfo['vlan'] = null;
+  if (pool.vlanPoolId !== null) {
+    const v = (await listVlanPools(db)).find((x) => x.name === pool.vlanPoolName);
+    if (v) vlan = { pool: v.name, domain: v.domain, size: v.size, used: v.used, reserved: v.reserved, free: v.free };
+  }
   return {
     pool,
+    vlan,
     prefixes: out,
     ranges: Number(ranges.rows[0]!.n),
     grants: grants.rows.map((g) => g.platform),

@@ -1,4 +1,5 @@
 // Ranges as the operator sees them: lists with their use, one range with its leases, removal by hand.
+import { releaseRangeVlans } from '../allocator/vlans';
 import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
@@ -102,6 +103,7 @@ export async function removeRange(db: Db, id: number, force: boolean, ctx: Actio
     if (active > 0 && !force)
       throw new IpamError('CONFLICT', `${describeRange(range)} still has ${active} leased addresses: use --force to remove it anyway`);
     await releaseRangeBlocks(db, id);
+    await releaseRangeVlans(db, range, ctx);
     await deleteRange(db, id);
     await recordHistory(db, ctx, {
       event: 'range_removed',

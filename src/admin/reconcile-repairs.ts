@@ -1,6 +1,7 @@
 // The repairs of `pgipam reconcile --fix` (admin/reconcile.ts says which and when): each one
 // transaction per range under the actions' locks (allocator/locks.ts), looking again under the
 // lock at what the snapshot said, and one history row per repair.
+import { releaseRangeVlans } from '../allocator/vlans';
 import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import type { ActionContext } from '../allocator/context';
@@ -219,6 +220,7 @@ export async function removeOrphan(db: Db, f: Finding, cutoff: Date, ctx: Action
       return;
     }
     await releaseRangeBlocks(db, range.id);
+    await releaseRangeVlans(db, range, ctx);
     await deleteRange(db, range.id);
     await recordHistory(db, ctx, {
       event: 'reconcile_range_removed',

@@ -23,6 +23,14 @@ export const HISTORY_EVENTS = [
   'platform_granted',
   'platform_revoked',
   'history_pruned',
+  // VLAN pools (allocator/vlans.ts, admin/vlan-pools.ts)
+  'vlan_taken',
+  'vlan_returned',
+  'vlan_reserved',
+  'vlan_unreserved',
+  'vlan_pool_created',
+  'vlan_pool_changed',
+  'vlan_pool_removed',
   // pgipam reconcile --fix (admin/reconcile.ts), each with the oned network, AR and owner
   'reconcile_adopted',
   'reconcile_freed',

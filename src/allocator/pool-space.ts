@@ -23,6 +23,9 @@ export interface PoolRow {
   searchDomain: string;
   mtu: number | null;
   vlanId: number | null;
+  // the VLAN pool carved networks take their VLAN_ID from (migration 9); null: vlanId or none
+  vlanPoolId: number | null;
+  vlanPoolName: string | null;
   holdSeconds: number;
   restricted: boolean;
   extra: Record<string, string>;
@@ -41,6 +44,8 @@ interface RawPool {
   search_domain: string;
   mtu: number | null;
   vlan_id: number | null;
+  vlan_pool_id: string | null;
+  vlan_pool_name: string | null;
   hold_seconds: number;
   restricted: boolean;
   extra: Record<string, string>;
@@ -49,7 +54,8 @@ interface RawPool {
 }
 
 const POOL_COLUMNS = `p.id::text, p.name, p.space_id::text, s.name as space_name, p.is_default, p.gateway, p.dns, p.search_domain,
-  p.mtu, p.vlan_id, p.hold_seconds, p.restricted, p.extra, p.description, p.created_at`;
+  p.mtu, p.vlan_id, p.vlan_pool_id::text, (select v.name from pgipam.vlan_pool v where v.id = p.vlan_pool_id) as vlan_pool_name,
+  p.hold_seconds, p.restricted, p.extra, p.description, p.created_at`;
 
 const toPool = (r: RawPool): PoolRow => ({
   id: Number(r.id),
@@ -62,6 +68,8 @@ const toPool = (r: RawPool): PoolRow => ({
   searchDomain: r.search_domain,
   mtu: r.mtu,
   vlanId: r.vlan_id,
+  vlanPoolId: r.vlan_pool_id === null ? null : Number(r.vlan_pool_id),
+  vlanPoolName: r.vlan_pool_name,
   holdSeconds: r.hold_seconds,
   restricted: r.restricted,
   extra: r.extra,

@@ -15,6 +15,7 @@ import { spaceName } from './range-resolution';
 import { recordHistory } from './history';
 import { reserveKeptAddresses } from './kept-addresses';
 import { insertLease, takeFree } from './lease-queries';
+import { takeVlan } from './vlans';
 import { lockPools, lockRange } from './locks';
 import {
   type Block,
@@ -86,6 +87,8 @@ export async function registerAddressRange(
       observed: options.observed ?? false,
     });
     if (placed.subnets.length) await assignSubnets(db, id);
+    // a network carved from a pool with a VLAN pool gets its own VLAN in the same transaction
+    if (plan.any && pool?.vlanPoolId != null) Object.assign(extraReply, await takeVlan(db, pool.vlanPoolId, ar, { id, spaceId }, ctx));
     const reply = { ...registerReply(attrs, spec, { ipamMad: ar.IPAM_MAD ?? 'pgipam', rangeId: String(id), space }), ...extraReply };
     reply.PGIPAM_RANGE_ID = String(id);
     // oned's internal IPAM stores no IPAM_MAD: an observed range says what it is instead

@@ -9,6 +9,7 @@ import { lockPools } from './locks';
 import { describeBlock, rangePoolIds, releaseRangeBlocks } from './pool-space';
 import { addressAt, deleteRange, describeRange, rangeUsage } from './range-queries';
 import { parseRequest } from './parsed-request';
+import { releaseRangeVlans } from './vlans';
 import { findRangeId, lockNamedRange } from './range-resolution';
 
 export interface UnregisterResult {
@@ -36,6 +37,7 @@ export async function unregisterAddressRange(db: Db, req: IpamRequest, ctx: Acti
     }
     const usage = await rangeUsage(db, range.id);
     const blocks = await releaseRangeBlocks(db, range.id);
+    const vlans = await releaseRangeVlans(db, range, ctx);
     // recorded while the range exists: a platform writes history only about its own ranges
     await recordHistory(db, ctx, {
       event: 'range_unregistered',
@@ -44,7 +46,7 @@ export async function unregisterAddressRange(db: Db, req: IpamRequest, ctx: Acti
       firstIdx: 0,
       size: range.size,
       address: addressAt(range, 0),
-      detail: { released: usage.byKind, returned_to_pool: blocks.map(describeBlock) },
+      detail: { released: usage.byKind, returned_to_pool: blocks.map(describeBlock), vlans },
     });
     await deleteRange(db, range.id);
     ctx.log(`unregistered ${describeRange(range)}; released ${usage.used} leased, reserved or held addresses`);

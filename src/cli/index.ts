@@ -22,6 +22,7 @@ import { metricsCommands } from './commands/metrics';
 import { reconcileCommands } from './commands/reconcile';
 import { importCommands } from './commands/import';
 import { usageCommands } from './commands/usage';
+import { vlanPoolCommands } from './commands/vlan-pool';
 import { exitCodes } from './common';
 
 export function buildCli(argv: string[]): Argv {
@@ -36,6 +37,7 @@ export function buildCli(argv: string[]): Argv {
     schemaCommands,
     spaceCommands,
     poolCommands,
+    vlanPoolCommands,
     rangeCommands,
     leaseCommands,
     lookupCommands,

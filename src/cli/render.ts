@@ -71,6 +71,10 @@ export function printPool(p: PoolInfo): void {
   write(
     `gateway ${o.gateway}  dns ${o.dns || '-'}  search ${o.searchDomain || '-'}  mtu ${o.mtu ?? '-'}  vlan ${o.vlanId ?? '-'}  hold ${o.holdSeconds}s  ranges ${p.ranges}\n`,
   );
+  if (p.vlan)
+    write(
+      `vlan pool ${p.vlan.pool} (domain ${p.vlan.domain}): ${p.vlan.used} held by networks, ${p.vlan.reserved} reserved, ${p.vlan.free} free of ${p.vlan.size}\n`,
+    );
   for (const [k, v] of Object.entries(o.extra)) write(`  ${k} = ${v}\n`);
   for (const x of p.prefixes) {
     const used = x.carved + x.reserved;

@@ -73,6 +73,9 @@ const BY_CODE: Record<string, [IpamErrorCode, Line]> = {
   // raised by pgipam's own database functions (migration 4), with a message meant for people
   PI001: ['ADDRESS_IN_USE', (_w, m) => m],
   PI002: ['PERMISSION_DENIED', (_w, m) => m],
+  // migration 9: no free VLAN ID in a VLAN pool, a VLAN ID taken in its domain
+  PI003: ['NO_FREE_ADDRESS', (_w, m) => m],
+  PI004: ['ADDRESS_IN_USE', (_w, m) => m],
   ECONNREFUSED: ['DB_UNAVAILABLE', (w) => `cannot reach PostgreSQL${w}: connection refused`],
   ENOTFOUND: ['DB_UNAVAILABLE', (w) => `cannot reach PostgreSQL${w}: host name does not resolve`],
   EAI_AGAIN: ['DB_UNAVAILABLE', (w) => `cannot reach PostgreSQL${w}: host name does not resolve`],

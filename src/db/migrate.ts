@@ -26,6 +26,11 @@ export const SCHEMA_TABLES = [
   'reconcile_run',
   'refusal',
   'space',
+  'vlan_allocation',
+  'vlan_free_extent',
+  'vlan_pool',
+  'vlan_pool_grant',
+  'vlan_pool_span',
 ].map((t) => `pgipam.${t}`);
 export const SCHEMA_FUNCTIONS = [
   'current_platform',
@@ -40,6 +45,9 @@ export const SCHEMA_FUNCTIONS = [
   'pool_give_back',
   'pool_release_range',
   'range_reserve_pool_reservations',
+  'vlan_pool_allowed',
+  'vlan_take',
+  'vlan_release_range',
 ].map((f) => `pgipam.${f}`);
 
 // What of the schema is missing, in one query (empty: nothing).

@@ -3,13 +3,28 @@ import type { Argv } from 'yargs';
 import { printTable } from '../render';
 import { find } from '../../admin/lookups';
 import { out, withDb, write } from '../common';
+import { type VlanHolder, vlanHolders } from '../../admin/vlan-pools';
+
+export const vlanHolderText = (h: VlanHolder) =>
+  `VLAN ${h.vlanId} of domain ${h.domain}${h.vlanPool ? ` (VLAN pool ${h.vlanPool})` : ''}: ${
+    h.rangeId !== null ? `range ${h.rangeId}${h.first ? ` (${h.first})` : ''}, platform ${h.platform}` : `reserved: ${h.reason}`
+  }, since ${h.since.toISOString()}`;
 
 export function lookupCommands<T>(y: Argv<T>): Argv<T> {
   return y.command(
     'find <address>',
-    'which space, pool, range, platform and lease hold an IP or MAC, and its history',
+    'which space, pool, range, platform and lease hold an IP or MAC, and its history; or which network holds a VLAN ID (a number, or vlan:N)',
     (y) => y.positional('address', { type: 'string', demandOption: true }),
     async (args) => {
+      const vlan = /^(?:vlan:)?(\d{1,4})$/i.exec(args.address);
+      if (vlan) {
+        const held = await withDb((db) => vlanHolders(db, { vlanId: Number(vlan[1]) }));
+        out(args, { vlan: Number(vlan[1]), held }, () => {
+          if (!held.length) write(`VLAN ID ${vlan[1]} is held in no domain\n`);
+          for (const h of held) write(`${vlanHolderText(h)}\n`);
+        });
+        return;
+      }
       const r = await withDb((db) => find(db, args.address));
       out(args, r, () => {
         if (!r.matches.length) write(`${args.address} is in no range and no pool\n`);

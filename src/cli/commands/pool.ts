@@ -85,6 +85,7 @@ function poolSettings(args: PoolArgs): PoolOptions {
     searchDomain: args.searchDomain,
     mtu: args.mtu,
     vlanId: args.vlan,
+    vlanPool: args.vlanPool,
     holdSeconds: args.holdSeconds,
     isDefault: args.default,
     restricted: args.restricted,
@@ -99,6 +100,7 @@ type PoolArgs = {
   searchDomain?: string;
   mtu?: number;
   vlan?: number;
+  vlanPool?: string;
   holdSeconds?: number;
   default?: boolean;
   restricted?: boolean;
