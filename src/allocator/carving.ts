@@ -1,10 +1,10 @@
 // What a registration leaves for pgipam to choose, and choosing it from a pool: the IPv4 subnet
 // layout (network, gateway, first host), the IPv6 /64, and the spans an explicit AR occupies.
-import { formatIPv4, formatIPv6, parseCount, parseIPv6 } from '../address';
+import { formatIPv4, formatIPv6, parseCount, parseIPv4, parseIPv6 } from '../address';
 import type { Db } from '../db/client';
 import { IpamError, badRequest } from '../errors';
 import { lockPools } from './locks';
-import { type Block, type Family, type PoolRow, blockSize, carveBlock, getPool, getPoolById, isUla } from './pool-space';
+import { type Block, type Family, type PoolRow, blockSize, carveBlock, getPool, getPoolById, isUla, takeSpan } from './pool-space';
 import { type ArType, type RangeSpec, hasIPv4 } from './range-spec';
 
 export interface CarvePlan {
@@ -59,17 +59,15 @@ export async function carveForAr(
   const blocks: Block[] = [];
   if (plan.v4) {
     const size = parseCount(ar.SIZE, 'AR SIZE', 1, 2 ** 30);
-    const layout = ipv4Layout(size, pool.gateway);
-    const block = await carveBlock(db, pool.id, 4, 32 - layout.hostBits);
-    if (!block)
-      throw new IpamError('NO_FREE_ADDRESS', `pool "${pool.name}" has no free IPv4 /${32 - layout.hostBits} for ${size} addresses`);
-    const net = Number(block.network);
-    attrs.IP = formatIPv4(net + layout.start);
-    attrs.SIZE = String(layout.arSize);
+    const carved = await carveIPv4Subnet(db, pool, size);
+    const net = Number(carved.block.network);
+    const hostBits = 32 - carved.block.prefixLength;
+    attrs.IP = formatIPv4(net + carved.start);
+    attrs.SIZE = String(size);
     attrs.NETWORK_ADDRESS = formatIPv4(net);
-    attrs.NETWORK_MASK = formatIPv4(Number((0xffffffffn << BigInt(layout.hostBits)) & 0xffffffffn));
-    if (layout.gateway !== null) attrs.GATEWAY = formatIPv4(net + layout.gateway);
-    blocks.push(block);
+    attrs.NETWORK_MASK = formatIPv4(Number((0xffffffffn << BigInt(hostBits)) & 0xffffffffn));
+    if (carved.gateway !== null) attrs.GATEWAY = formatIPv4(net + carved.gateway);
+    blocks.push(carved.block);
   }
   if (plan.v6static || plan.slaac) {
     const block = await carveBlock(db, pool.id, 6, IPV6_SUBNET);
@@ -88,19 +86,114 @@ export async function carveForAr(
   return { attrs, blocks };
 }
 
-// Where a carved IPv4 subnet puts its addresses: host offsets 1 .. 2^h-2 (network and broadcast
-// excluded), the gateway where the pool says, and the AR from the first host that is not the
-// gateway. When the gateway falls inside the AR's span it is reserved there and the AR grows by one.
+// Where a carved IPv4 subnet of 2^h addresses puts its AR: `size` consecutive host offsets that
+// hold none of what pgipam keeps out of allocation -- network and broadcast, the gateway where
+// the pool says, and `kept` (the pool's DNS servers and reservations inside the subnet) -- the
+// first such run. So every address of the AR can be leased: its SIZE is what get_address can
+// hand out (issue 12). Null when the block cannot hold one.
+export function placeInBlock(
+  h: number,
+  size: number,
+  gatewayRule: string,
+  kept: ReadonlyArray<readonly [number, number]> = [],
+): { gateway: number | null; start: number } | null {
+  const total = 2 ** h;
+  const gateway = gatewayRule === 'none' ? null : gatewayRule === 'first' ? 1 : gatewayRule === 'last' ? total - 2 : Number(gatewayRule);
+  if (gateway !== null && (gateway < 1 || gateway > total - 2)) return null;
+  const excluded: Array<readonly [number, number]> = [[0, 0], [total - 1, total - 1], ...kept];
+  if (gateway !== null) excluded.push([gateway, gateway]);
+  excluded.sort((a, b) => a[0] - b[0]);
+  let next = 0;
+  for (const [first, last] of excluded) {
+    if (first - next >= size) return { gateway, start: next };
+    next = Math.max(next, last + 1);
+  }
+  return null;
+}
+
+// The smallest subnet that holds `size` addresses besides network, broadcast and gateway.
 export function ipv4Layout(size: number, gatewayRule: string): { hostBits: number; gateway: number | null; start: number; arSize: number } {
   for (let h = 2; h <= 32; h++) {
-    const total = 2 ** h;
-    const gateway = gatewayRule === 'none' ? null : gatewayRule === 'first' ? 1 : gatewayRule === 'last' ? total - 2 : Number(gatewayRule);
-    if (gateway !== null && (gateway < 1 || gateway > total - 2)) continue;
-    const start = gateway === 1 ? 2 : 1;
-    const arSize = size + (gateway !== null && gateway >= start && gateway < start + size ? 1 : 0);
-    if (start + arSize - 1 <= total - 2) return { hostBits: h, gateway, start, arSize };
+    const p = placeInBlock(h, size, gatewayRule);
+    if (p) return { hostBits: h, gateway: p.gateway, start: p.start, arSize: size };
   }
   throw badRequest(`no IPv4 subnet can hold ${size} addresses`);
+}
+
+const CANDIDATES_PER_QUERY = 16;
+
+// Carves the IPv4 subnet of an AR of `size` addresses: the smallest subnet size first, in the
+// pool's free blocks best fit first (smallest block, lowest address), skipping sub-blocks where
+// the pool's reservations and DNS servers leave no room for `size` leasable addresses; a larger
+// subnet only when no subnet of that size has room. Runs under the pool's lock (resolvePool), so a
+// reservation made meanwhile waits for it.
+async function carveIPv4Subnet(db: Db, pool: PoolRow, size: number): Promise<{ block: Block; gateway: number | null; start: number }> {
+  const dns = pool.dns
+    .split(/[\s,]+/)
+    .filter((d) => /^\d+\.\d+\.\d+\.\d+$/.test(d))
+    .map((d) => parseIPv4(d));
+  let sawReservation = false;
+  for (let h = ipv4Layout(size, pool.gateway).hostBits; h <= 32; h++) {
+    const blockLen = 2 ** h;
+    let after: { len: number; net: string } | null = null;
+    for (;;) {
+      const rows: Array<{ network: string; prefix_length: number }> = (
+        await db.query<{ network: string; prefix_length: number }>(
+          `select network::text, prefix_length from pgipam.pool_free_block
+          where pool_id = $1 and family = 4 and prefix_length <= $2
+            and ($3::int is null or prefix_length < $3::int or (prefix_length = $3::int and network > $4::numeric))
+          order by prefix_length desc, network limit ${CANDIDATES_PER_QUERY}`,
+          [pool.id, 32 - h, after?.len ?? null, after?.net ?? null],
+        )
+      ).rows;
+      for (const f of rows) {
+        const found = await placeInFreeBlock(db, pool, Number(f.network), 2 ** (32 - f.prefix_length), blockLen, size, dns);
+        if (found === 'reserved') sawReservation = true;
+        else if (found) return found;
+      }
+      if (rows.length < CANDIDATES_PER_QUERY) break;
+      const last: { network: string; prefix_length: number } = rows[rows.length - 1]!;
+      after = { len: last.prefix_length, net: last.network };
+    }
+  }
+  throw new IpamError(
+    'NO_FREE_ADDRESS',
+    `pool "${pool.name}" has no free IPv4 /${32 - ipv4Layout(size, pool.gateway).hostBits} for ${size} addresses${sawReservation ? ' outside its reservations' : ''}`,
+  );
+}
+
+// The first sub-block of blockLen addresses in the free block [fNet, fNet + fSize) with room for
+// the AR, taken out of the pool; 'reserved' when reservations left none.
+async function placeInFreeBlock(
+  db: Db,
+  pool: PoolRow,
+  fNet: number,
+  fSize: number,
+  blockLen: number,
+  size: number,
+  dns: number[],
+): Promise<{ block: Block; gateway: number | null; start: number } | 'reserved' | null> {
+  const { rows } = await db.query<{ first: string; last: string }>(
+    `select first::text, last::text from pgipam.pool_reservation
+      where space_id = $1 and family = 4 and span && numrange($2::numeric, $3::numeric, '[]') order by first`,
+    [pool.spaceId, fNet, fNet + fSize - 1],
+  );
+  const reservations = rows.map((r) => [Number(r.first), Number(r.last)] as const);
+  for (let b = fNet; b < fNet + fSize;) {
+    const end = b + blockLen - 1;
+    const kept: Array<readonly [number, number]> = [];
+    for (const [first, last] of reservations) if (last >= b && first <= end) kept.push([Math.max(first, b) - b, Math.min(last, end) - b]);
+    for (const d of dns) if (d >= b && d <= end) kept.push([d - b, d - b]);
+    const p = placeInBlock(Math.log2(blockLen), size, pool.gateway, kept);
+    if (p) {
+      const [block] = await takeSpan(db, pool, 4, BigInt(b), BigInt(end));
+      return { block: block!, ...p };
+    }
+    // past a reservation that covers the start of this sub-block, or on to the next one
+    const covering = reservations.find(([first, last]) => first <= b && last >= b);
+    b = covering ? Math.ceil((covering[1] + 1 - fNet) / blockLen) * blockLen + fNet : b + blockLen;
+  }
+  return reservations.length ? 'reserved' : null;
 }
 
 export function poolAttributes(pool: PoolRow): Record<string, string> {

@@ -4,6 +4,7 @@
 // reserved by the database (migration 4) past row-level security, as operator-owned leases that
 // the range's platform cannot delete.
 import type { Db } from '../db/client';
+import { formatIPv4, formatIPv6, parseIPv4 } from '../address';
 import type { ActionContext } from './context';
 import type { RangeSpec } from './range-spec';
 import { type RangeRow } from './range-queries';
@@ -39,6 +40,60 @@ export async function reserveKeptAddresses(
     to,
     ctx.requestId,
   ]);
+}
+
+// What an explicit AR's span holds that pgipam keeps out of allocation -- network, broadcast,
+// gateway, the pool's DNS servers, operators' reservations: up to 5 named as "10.0.0.1 (gateway)",
+// and how many addresses they are in all (issue 12: the AR's SIZE must be what get_address can
+// hand out, so such an AR is refused, saying so).
+export async function keptInsideSpan(
+  db: Db,
+  spec: RangeSpec,
+  spaceId: number,
+  poolDns: string,
+): Promise<{ named: string[]; count: number; runs: Array<[number, number]> }> {
+  const named: string[] = [];
+  // offsets into the AR, [first, last]
+  const kept: Array<[bigint, bigint]> = [];
+  for (const k of infrastructureAddresses(spec)) {
+    named.push(`${formatIPv4(spec.ip4First! + k.first)} (${k.note})`);
+    kept.push([BigInt(k.first), BigInt(k.last)]);
+  }
+  if (spec.ip4First !== null) {
+    for (const d of poolDns.split(/[\s,]+/).filter((x) => /^\d+\.\d+\.\d+\.\d+$/.test(x))) {
+      const ip = parseIPv4(d);
+      if (ip < spec.ip4First || ip >= spec.ip4First + spec.size) continue;
+      named.push(`${d} (the pool's DNS server)`);
+      kept.push([BigInt(ip - spec.ip4First), BigInt(ip - spec.ip4First)]);
+    }
+  }
+  const spans: Array<[number, bigint]> = [];
+  if (spec.ip4First !== null) spans.push([4, BigInt(spec.ip4First)]);
+  if (spec.ip6First !== null) spans.push([6, spec.ip6First]);
+  for (const [family, first] of spans) {
+    const last = first + BigInt(spec.size) - 1n;
+    const { rows } = await db.query<{ first: string; last: string; reason: string }>(
+      `select greatest(first, $3::numeric)::text as first, least(last, $4::numeric)::text as last, reason from pgipam.pool_reservation
+        where space_id = $1 and family = $2 and span && numrange($3::numeric, $4::numeric, '[]') order by first`,
+      [spaceId, family, first.toString(), last.toString()],
+    );
+    for (const r of rows) {
+      const [f, l] = [BigInt(r.first), BigInt(r.last)];
+      const text = (x: bigint) => (family === 4 ? formatIPv4(Number(x)) : formatIPv6(x));
+      named.push(`${f === l ? text(f) : `${text(f)} - ${text(l)}`} (reserved: ${r.reason})`);
+      kept.push([f - first, l - first]);
+    }
+  }
+  // the union of what is kept, as merged runs of offsets, counted once
+  kept.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const runs: Array<[number, number]> = [];
+  for (const [f, l] of kept) {
+    const prev = runs[runs.length - 1];
+    if (prev && Number(f) <= prev[1] + 1) prev[1] = Math.max(prev[1], Number(l));
+    else runs.push([Number(f), Number(l)]);
+  }
+  const count = runs.reduce((n, [f, l]) => n + l - f + 1, 0);
+  return { named: named.slice(0, 5), count, runs };
 }
 
 // Network, broadcast and gateway addresses that fall inside the range are never handed out.

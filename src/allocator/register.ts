@@ -13,7 +13,7 @@ import { checkTemplateValue } from '../template-value';
 import { type CarvePlan, carveForAr, carvePlan, explicitSpans, poolAttributes, resolvePool } from './carving';
 import { spaceName } from './range-resolution';
 import { recordHistory } from './history';
-import { reserveKeptAddresses } from './kept-addresses';
+import { keptInsideSpan, reserveKeptAddresses } from './kept-addresses';
 import { insertLease, takeFree } from './lease-queries';
 import { takeVlan } from './vlans';
 import { lockPools, lockRange } from './locks';
@@ -72,7 +72,12 @@ export async function registerAddressRange(
   const hold = validateBeforeTheDatabase(ar, plan);
   return withTransaction(db, async () => {
     const placed = plan.any ? await carveFromPool(db, ar, type, plan, ctx) : await takeExplicitSpans(db, ar, ctx);
-    const { spec, pool, space, spaceId } = placed;
+    const { pool, space, spaceId } = placed;
+    // an explicit AR whose span holds what pgipam keeps out would give oned a SIZE that
+    // get_address cannot fill: kept addresses at its ends are trimmed off (the reply may change
+    // IP and SIZE: oned stores it), any left inside refuse it; ranges oned already has
+    // (reconcile, import) are taken as they are
+    const spec = !plan.any && !options.observed && options.rangeId === undefined ? await usableSpan(db, placed, ctx) : placed.spec;
     const attrs = pool ? { ...poolAttributes(pool), ...placed.attrs } : placed.attrs;
     const extraReply: Record<string, string> = {};
     if (placed.subnets.length) extraReply.PGIPAM_SUBNET = placed.subnets.map(describeBlock).join(' ');
@@ -128,6 +133,38 @@ export async function registerAddressRange(
     ctx.log(`registered ${describeRange(range)}${extraReply.PGIPAM_SUBNET ? ` on ${extraReply.PGIPAM_SUBNET} of pool ${pool!.name}` : ''}`);
     return { rangeId: id, reply };
   });
+}
+
+// The part of an explicit AR that holds no kept address (see above), or a refusal naming them.
+async function usableSpan(db: Db, placed: Placement, ctx: ActionContext): Promise<RangeSpec> {
+  const spec = placed.spec;
+  const kept = await keptInsideSpan(db, spec, placed.spaceId, placed.pool?.dns ?? '');
+  if (!kept.count) return spec;
+  const runs = [...kept.runs];
+  const head = runs[0]![0] === 0 ? runs.shift()![1] + 1 : 0;
+  const tail = runs.length && runs[runs.length - 1]![1] === spec.size - 1 ? spec.size - runs.pop()![0] : 0;
+  const size = spec.size - head - tail;
+  if (runs.length || size < 1)
+    throw badRequest(
+      `the AR's ${spec.size} addresses ${describeSpan(spec)} include ${kept.count} that pgipam keeps out of allocation (${kept.named.join(', ')}${kept.named.length < kept.count ? ', ...' : ''}): only ${spec.size - kept.count} could be leased while oned counts ${spec.size}; start the AR after them or end it before`,
+    );
+  const trimmed: RangeSpec = {
+    ...spec,
+    size,
+    ip4First: spec.ip4First === null ? null : spec.ip4First + head,
+    ip6First: spec.ip6First === null ? null : spec.ip6First + BigInt(head),
+    macFirst: spec.macFirst === null ? null : spec.macFirst + head,
+  };
+  ctx.log(
+    `the AR ${describeSpan(spec)} starts or ends with addresses pgipam keeps out (${kept.named.join(', ')}): registered as ${describeSpan(trimmed)}, SIZE ${size}`,
+  );
+  placed.attrs = { ...placed.attrs, SIZE: String(size) };
+  return trimmed;
+}
+
+function describeSpan(spec: RangeSpec): string {
+  const r = { ...spec, id: 0 } as unknown as Parameters<typeof addressAt>[0];
+  return spec.ip4First !== null || spec.ip6First !== null ? `${addressAt(r, 0)} - ${addressAt(r, spec.size - 1)}` : '';
 }
 
 // Everything that can be checked before the database is touched; returns the AR's hold time.

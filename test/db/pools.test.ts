@@ -59,7 +59,9 @@ describe('IPv4 subnet layout', () => {
     expect(ipv4Layout(254, 'first').hostBits).toBe(9);
     expect(ipv4Layout(254, 'none')).toEqual({ hostBits: 8, gateway: null, start: 1, arSize: 254 });
     expect(ipv4Layout(100, 'last')).toEqual({ hostBits: 7, gateway: 126, start: 1, arSize: 100 });
-    expect(ipv4Layout(10, '5')).toEqual({ hostBits: 4, gateway: 5, start: 1, arSize: 11 });
+    // a gateway in the middle: the AR goes around it, all SIZE addresses leasable
+    expect(ipv4Layout(10, '5')).toEqual({ hostBits: 5, gateway: 5, start: 6, arSize: 10 });
+    expect(ipv4Layout(4, '5')).toEqual({ hostBits: 3, gateway: 5, start: 1, arSize: 4 });
   });
   it('covers spans with aligned blocks', () => {
     expect(cidrCover(4, 10n, 20n).map((b) => `${b.network}/${b.prefixLength}`)).toEqual(['10/31', '12/30', '16/30', '20/32']);
@@ -73,7 +75,7 @@ describe('carving from a pool', () => {
     const ar = await register({ TYPE: 'IP4', SIZE: '100' });
     expect(ar).toMatchObject({
       TYPE: 'IP4',
-      IP: '10.20.0.2',
+      IP: '10.20.0.4', // the pool's DNS servers .2 and .3 are never handed to a VM
       SIZE: '100',
       NETWORK_ADDRESS: '10.20.0.0',
       NETWORK_MASK: '255.255.255.128',
@@ -190,16 +192,14 @@ describe('reservations, holds, find and history', () => {
     await addPool(t.db, 'dc2pool', { space: 'dc2', prefixes: ['10.50.0.0/24'], gateway: 'none' }, ctx);
     await reserve(t.db, '10.50.0.10-10.50.0.12', 'routers', 'dc2', ctx);
     const ar = await register({ TYPE: 'IP4', SIZE: '30', PGIPAM_POOL: 'dc2pool' });
-    expect(ar.PGIPAM_SUBNET).toBe('10.50.0.0/27');
-    await expect(allocateAddress(t.db, { ar, address: { IP: '10.50.0.11', SIZE: '1' } }, ctx)).rejects.toThrow(
-      /reserved by an operator \(routers\)/,
-    );
-    await allocateAddress(t.db, { ar, address: { IP: '10.50.0.20', SIZE: '1' } }, ctx);
-    await expect(reserve(t.db, '10.50.0.20', 'appliance', 'dc2', ctx)).rejects.toThrow(/cannot reserve 10\.50\.0\.20: it is allocated/);
-    const r = await reserve(t.db, '10.50.0.21', 'hardware appliance', 'dc2', ctx);
+    // the reserved .10-.12 leave no 30 leasable addresses in 10.50.0.0/27: carved around them
+    expect([ar.PGIPAM_SUBNET, ar.IP, ar.SIZE]).toEqual(['10.50.0.32/27', '10.50.0.33', '30']);
+    await allocateAddress(t.db, { ar, address: { IP: '10.50.0.40', SIZE: '1' } }, ctx);
+    await expect(reserve(t.db, '10.50.0.40', 'appliance', 'dc2', ctx)).rejects.toThrow(/cannot reserve 10\.50\.0\.40: it is allocated/);
+    const r = await reserve(t.db, '10.50.0.41', 'hardware appliance', 'dc2', ctx);
     expect(r.inRanges).toEqual([{ rangeId: Number(ar.PGIPAM_RANGE_ID), count: 1 }]);
     expect(r.inPools).toEqual([{ pool: 'dc2pool', count: '1' }]);
-    const found = await find(t.db, '10.50.0.21');
+    const found = await find(t.db, '10.50.0.41');
     expect(found.matches[0]).toMatchObject({
       space: 'dc2',
       pool: 'dc2pool',
@@ -207,11 +207,11 @@ describe('reservations, holds, find and history', () => {
       lease: { kind: 'reservation', note: 'hardware appliance' },
     });
     const rng = await showRange(t.db, Number(ar.PGIPAM_RANGE_ID));
-    expect(rng.byKind).toMatchObject({ reservation: 4, allocation: 1 });
+    expect(rng.byKind).toMatchObject({ reservation: 1, allocation: 1 });
     expect(rangeMapText(await rangeCells(t.db, rng.range))).toHaveLength(30);
-    const u = await unreserve(t.db, '10.50.0.21', 'dc2', ctx);
+    const u = await unreserve(t.db, '10.50.0.41', 'dc2', ctx);
     expect(u).toEqual({ released: 1, poolReservations: 1 });
-    await allocateAddress(t.db, { ar, address: { IP: '10.50.0.21', SIZE: '1' } }, ctx);
+    await allocateAddress(t.db, { ar, address: { IP: '10.50.0.41', SIZE: '1' } }, ctx);
     await expect(reserve(t.db, '10.99.99.99', 'x', 'dc2', ctx)).rejects.toThrow(/in no range and no pool/);
     // an address in the pool but in no range: its history is found by address
     await reserve(t.db, '10.50.0.200', 'spare', 'dc2', ctx);

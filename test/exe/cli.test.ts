@@ -35,7 +35,8 @@ const addCloudPool = () =>
   ]);
 
 // A migrated database with the pool "cloud" (the default), one range of 4000 addresses carved
-// from it (range 1: 10.20.0.2 - 10.20.15.161) and a block of 3 leased by request 41.
+// from it (range 1: 10.20.0.3 - 10.20.15.162: the pool's DNS server 10.20.0.2 is kept out) and a
+// block of 3 leased by request 41.
 async function cloud(label: string): Promise<Record<string, string>> {
   t = await createTestDatabase(label);
   const add = await addCloudPool();
@@ -102,10 +103,10 @@ describe('pgipam CLI', () => {
     expect(ranges).toHaveLength(1);
     const show = await cli(['range', 'show', String(ranges[0].id)]);
     expect(show.stdout).toMatch(/size 4000 {2}used 3/);
-    expect(show.stdout).toMatch(/10\.20\.0\.2 +10\.20\.0\.4 +3 +lease/);
-    const found = await cli(['find', '10.20.0.3']);
-    expect(found.stdout).toMatch(/space default {2}pool cloud {2}range \d+ \(IP4 10\.20\.0\.2 - 10\.20\.15\.161, platform default\)/);
-    expect(found.stdout).toMatch(/lease of 10\.20\.0\.2 - 10\.20\.0\.4 since \S+, request 41/);
+    expect(show.stdout).toMatch(/10\.20\.0\.3 +10\.20\.0\.5 +3 +lease/);
+    const found = await cli(['find', '10.20.0.4']);
+    expect(found.stdout).toMatch(/space default {2}pool cloud {2}range \d+ \(IP4 10\.20\.0\.3 - 10\.20\.15\.162, platform default\)/);
+    expect(found.stdout).toMatch(/lease of 10\.20\.0\.3 - 10\.20\.0\.5 since \S+, request 41/);
     expect(found.stdout).toMatch(/address_leased/);
     expect((await cli(['reserve', '10.20.0.10-10.20.0.11', '--reason', 'core routers'])).stdout).toMatch(
       /reserved 10\.20\.0\.10-10\.20\.0\.11: 2 in range \d+, 2 in pool cloud/,
@@ -168,7 +169,7 @@ describe('pgipam CLI', () => {
   it('prunes history only on purpose, leaving a row that says so', async () => {
     const ar = await cloud('cli_prune');
     await cli(['reserve', '10.20.0.10', '--reason', 'router']);
-    await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip: '10.20.0.2', size: 1 }))), {
+    await runActionProcess('free_address', toBase64(actionData(arXmlFormB(ar), addressXml({ ip: '10.20.0.3', size: 1 }))), {
       PGIPAM_DATABASE_URL: t!.url,
     });
     const all = JSON.parse((await cli(['history', '--limit', '1000', '--json'])).stdout).length;

@@ -148,3 +148,67 @@ describe('VLAN pools', () => {
     expect(await checkConsistency(t.db)).toEqual([]);
   });
 });
+
+describe('SIZE means usable addresses', () => {
+  const lease = (env: Record<string, string>, ar: Record<string, string>) =>
+    runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar), '<ADDRESS><SIZE>1</SIZE></ADDRESS>')), env);
+
+  it('carves around reservations: SIZE 20 next to a reserved /25 lands in the free half, and only reserved space left is refused', async () => {
+    t = await createTestDatabase('size_reserved');
+    const env = { PGIPAM_DATABASE_URL: t.url };
+    expect((await cli(env, ['pool', 'add', 'p', '--prefix', '10.171.0.0/24'])).code).toBe(0);
+    expect((await cli(env, ['reserve', '10.171.0.0/25', '--reason', 'routers'])).code).toBe(0);
+    const subnets: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await register(env, { TYPE: 'IP4', SIZE: '20', PGIPAM_POOL: 'p' });
+      expect([r.exitCode, r.reason]).toEqual([0, '']);
+      subnets.push(parseTemplate(r.stdout).values.PGIPAM_SUBNET!);
+    }
+    expect(subnets).toEqual(['10.171.0.128/27', '10.171.0.160/27', '10.171.0.192/27', '10.171.0.224/27']);
+    const before = await snapshot(t.db);
+    const full = await register(env, { TYPE: 'IP4', SIZE: '20', PGIPAM_POOL: 'p' });
+    expect([full.exitCode, full.reason]).toEqual([255, 'pool "p" has no free IPv4 /27 for 20 addresses outside its reservations']);
+    expect(await snapshot(t.db)).toBe(before);
+  });
+
+  it("never hands a VM the pool's DNS server or gateway, and every one of SIZE addresses leases exactly once", async () => {
+    t = await createTestDatabase('size_dns');
+    const env = { PGIPAM_DATABASE_URL: t.url };
+    expect((await cli(env, ['pool', 'add', 'demo', '--prefix', '10.150.0.0/16', '--dns', '10.150.0.2', '--gateway', '5'])).code).toBe(0);
+    const r = await register(env, { TYPE: 'IP4', SIZE: '12', PGIPAM_POOL: 'demo' });
+    const reply = parseTemplate(r.stdout).values;
+    // .0 network, .2 DNS, .5 gateway: a /28 has only .6 - .14 (9) in a row; a /27 has 12 from .6
+    expect(reply).toMatchObject({ PGIPAM_SUBNET: '10.150.0.0/27', GATEWAY: '10.150.0.5', IP: '10.150.0.6', SIZE: '12' });
+    const ar = storedAr(reply, 0);
+    const got: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const g = await lease(env, ar);
+      expect([g.exitCode, g.reason]).toEqual([0, '']);
+      got.push(/IP\s*=\s*"([0-9.]+)"/.exec(g.stdout)![1]!);
+    }
+    expect(new Set(got).size).toBe(12);
+    expect(got).not.toContain('10.150.0.2');
+    expect(got).not.toContain('10.150.0.5');
+    expect((await lease(env, ar)).reason).toMatch(/^no free address in range \d+ .*: 12 of 12 in use$/);
+    const dns = JSON.parse((await cli(env, ['find', '10.150.0.2', '--json'])).stdout);
+    expect(dns.matches[0]).toMatchObject({ pool: 'demo', range: null });
+  });
+
+  it('a reservation that lands while registrations run is carved around or lands after, never under a fresh range unseen', async () => {
+    t = await createTestDatabase('size_race');
+    const env = { PGIPAM_DATABASE_URL: t.url };
+    expect((await cli(env, ['pool', 'add', 'q', '--prefix', '10.172.0.0/24'])).code).toBe(0);
+    const runs = await Promise.all([
+      ...Array.from({ length: 6 }, (_, i) => register(env, { TYPE: 'IP4', SIZE: '20', PGIPAM_POOL: 'q' }, String(10 + i))),
+      runCliProcess(['reserve', '10.172.0.64/26', '--reason', 'late routers'], env),
+    ]);
+    expect(runs.every((r) => ('exitCode' in r ? r.exitCode : r.code) === 0 || ('reason' in r && /no free IPv4/.test(r.reason)))).toBe(true);
+    // a range holding reserved addresses was registered before the reservation was made
+    const { rows } = await t.db.query<{ id: string; registered: Date; reserved: Date }>(
+      `select r.id::text, r.created_at as registered, min(l.created_at) as reserved from pgipam.address_range r
+         join pgipam.lease l on l.range_id = r.id and l.kind = 'reservation' group by r.id`,
+    );
+    for (const row of rows) expect(row.registered.getTime()).toBeLessThanOrEqual(row.reserved.getTime());
+    expect(await checkConsistency(t.db)).toEqual([]);
+  });
+});
