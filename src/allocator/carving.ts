@@ -147,7 +147,7 @@ async function carveIPv4Subnet(db: Db, pool: PoolRow, size: number): Promise<{ b
         )
       ).rows;
       for (const f of rows) {
-        const found = await placeInFreeBlock(db, pool, Number(f.network), 2 ** (32 - f.prefix_length), blockLen, size, dns);
+        const found = await placeInFreeBlock(db, pool, [Number(f.network), 2 ** (32 - f.prefix_length)], blockLen, size, dns);
         if (found === 'reserved') sawReservation = true;
         else if (found) return found;
       }
@@ -167,8 +167,7 @@ async function carveIPv4Subnet(db: Db, pool: PoolRow, size: number): Promise<{ b
 async function placeInFreeBlock(
   db: Db,
   pool: PoolRow,
-  fNet: number,
-  fSize: number,
+  [fNet, fSize]: readonly [number, number],
   blockLen: number,
   size: number,
   dns: number[],
