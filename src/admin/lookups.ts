@@ -119,7 +119,9 @@ export async function find(db: Db, text: string): Promise<FindResult> {
     value = BigInt(parseIPv4(text, 'address'));
   }
   const col = family === 4 ? 'ip4_span @> $1::int8' : family === 6 ? 'ip6_span @> $1::numeric' : 'mac_span @> $1::int8';
-  const { rows } = await db.query<{ id: string }>(`select id::text from pgipam.address_range where ${col} order by id`, [value.toString()]);
+  const { rows } = await db.query<{ id: string }>(`select r.id::text as id from pgipam.address_range r where ${col} order by r.id`, [
+    value.toString(),
+  ]);
   const seenSpaces = new Set<number>();
   for (const r of rows) {
     const range = (await getRange(db, Number(r.id)))!;

@@ -312,7 +312,7 @@ const MAP_CELLS = 64;
 // Utilisation of each prefix, and how it is used in 64 equal parts.
 export async function poolInfo(db: Db, pool: PoolRow): Promise<PoolInfo> {
   const { rows: prefixes } = await db.query<{ family: Family; network: string; prefix_length: number; last: string }>(
-    'select family, network::text, prefix_length, last::text from pgipam.pool_prefix where pool_id = $1 order by family, network',
+    'select x.family, x.network::text as network, x.prefix_length, x.last::text as last from pgipam.pool_prefix x where x.pool_id = $1 order by x.family, x.network',
     [pool.id],
   );
   const out: PrefixUsage[] = [];
@@ -356,7 +356,7 @@ export async function poolInfo(db: Db, pool: PoolRow): Promise<PoolInfo> {
     pool.id,
   ]);
   const res = await db.query<{ family: Family; first: string; last: string; reason: string }>(
-    'select family, first::text, last::text, reason from pgipam.pool_reservation where pool_id = $1 order by family, first',
+    'select r.family, r.first::text as first, r.last::text as last, r.reason from pgipam.pool_reservation r where r.pool_id = $1 order by r.family, r.first',
     [pool.id],
   );
   let vlan: PoolInfo['vlan'] = null;

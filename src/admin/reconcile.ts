@@ -194,7 +194,7 @@ export async function checkNamedRanges(db: Db, networks: readonly OnedNetwork[],
   }
   if (!named.size) return;
   const { rows } = await db.query<{ id: string; platform: string; observed: boolean }>(
-    `select id::text, platform, observed from pgipam.address_range where id = any($1::int8[]) and (platform <> $2 or observed) order by id`,
+    `select r.id::text as id, r.platform, r.observed from pgipam.address_range r where r.id = any($1::int8[]) and (r.platform <> $2 or r.observed) order by r.id`,
     [[...named.keys()], platform],
   );
   const r = rows[0];

@@ -42,7 +42,7 @@ async function rangesOverlapping(db: Db, spaceId: number, t: Target): Promise<Ar
   const col = t.family === 4 ? 'ip4' : 'ip6';
   const cast = t.family === 4 ? "int8range($2::int8, $3::int8, '[]')" : "numrange($2::numeric, $3::numeric, '[]')";
   const { rows } = await db.query<{ id: string }>(
-    `select id::text from pgipam.address_range where space_id = $1 and ${col}_span && ${cast} order by id`,
+    `select r.id::text as id from pgipam.address_range r where r.space_id = $1 and r.${col}_span && ${cast} order by r.id`,
     [spaceId, t.first.toString(), t.last.toString()],
   );
   const out = [];
@@ -59,7 +59,7 @@ async function rangesOverlapping(db: Db, spaceId: number, t: Target): Promise<Ar
 
 async function poolsOverlapping(db: Db, spaceId: number, t: Target): Promise<Array<{ poolId: number; first: bigint; last: bigint }>> {
   const { rows } = await db.query<{ pool_id: string; network: string; last: string }>(
-    `select pool_id::text, network::text, last::text from pgipam.pool_prefix where space_id = $1 and family = $2 and span && numrange($3::numeric, $4::numeric, '[]') order by network`,
+    `select x.pool_id::text as pool_id, x.network::text as network, x.last::text as last from pgipam.pool_prefix x where x.space_id = $1 and x.family = $2 and x.span && numrange($3::numeric, $4::numeric, '[]') order by x.network`,
     [spaceId, t.family, t.first.toString(), t.last.toString()],
   );
   return rows.map((r) => {

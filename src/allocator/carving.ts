@@ -137,17 +137,29 @@ async function carveIPv4Subnet(db: Db, pool: PoolRow, size: number): Promise<{ b
     const blockLen = 2 ** h;
     let after: { len: number; net: string } | null = null;
     for (;;) {
+      // best fit first, through the pool_free_block_fit index; the next page from where one ended
+      // (two statements: an OR on a parameter would keep the planner off the index)
       const rows: Array<{ network: string; prefix_length: number }> = (
-        await db.query<{ network: string; prefix_length: number }>(
-          `select network::text, prefix_length from pgipam.pool_free_block
-          where pool_id = $1 and family = 4 and prefix_length <= $2
-            and ($3::int is null or prefix_length < $3::int or (prefix_length = $3::int and network > $4::numeric))
-          order by prefix_length desc, network limit ${CANDIDATES_PER_QUERY}`,
-          [pool.id, 32 - h, after?.len ?? null, after?.net ?? null],
-        )
+        after === null
+          ? await db.query<{ network: string; prefix_length: number }>(
+              // f.network, not network: that would sort by the text of the output column
+              `select f.network::text as network, f.prefix_length from pgipam.pool_free_block f
+                where f.pool_id = $1 and f.family = 4 and f.prefix_length <= $2
+                order by f.prefix_length desc, f.network limit ${CANDIDATES_PER_QUERY}`,
+              [pool.id, 32 - h],
+            )
+          : await db.query<{ network: string; prefix_length: number }>(
+              `select f.network::text as network, f.prefix_length from pgipam.pool_free_block f
+                where f.pool_id = $1 and f.family = 4 and f.prefix_length <= $2
+                  and (f.prefix_length < $3::int or (f.prefix_length = $3::int and f.network > $4::numeric))
+                order by f.prefix_length desc, f.network limit ${CANDIDATES_PER_QUERY}`,
+              [pool.id, 32 - h, after.len, after.net],
+            )
       ).rows;
-      for (const f of rows) {
-        const found = await placeInFreeBlock(db, pool, [Number(f.network), 2 ** (32 - f.prefix_length)], blockLen, size, dns);
+      for (const [i, f] of rows.entries()) {
+        // the block pool_take_block would take: taken by it when the AR fits there (one call)
+        const fast = after === null && i === 0;
+        const found = await placeInFreeBlock(db, pool, [Number(f.network), 2 ** (32 - f.prefix_length)], blockLen, { size, dns }, fast);
         if (found === 'reserved') sawReservation = true;
         else if (found) return found;
       }
@@ -162,6 +174,8 @@ async function carveIPv4Subnet(db: Db, pool: PoolRow, size: number): Promise<{ b
   );
 }
 
+const describeBlockText = (b: Block) => `${formatIPv4(Number(b.network))}/${b.prefixLength}`;
+
 // The first sub-block of blockLen addresses in the free block [fNet, fNet + fSize) with room for
 // the AR, taken out of the pool; 'reserved' when reservations left none.
 async function placeInFreeBlock(
@@ -169,12 +183,12 @@ async function placeInFreeBlock(
   pool: PoolRow,
   [fNet, fSize]: readonly [number, number],
   blockLen: number,
-  size: number,
-  dns: number[],
+  { size, dns }: { size: number; dns: number[] },
+  takeFirstAsBlock = false,
 ): Promise<{ block: Block; gateway: number | null; start: number } | 'reserved' | null> {
   const { rows } = await db.query<{ first: string; last: string }>(
-    `select first::text, last::text from pgipam.pool_reservation
-      where space_id = $1 and family = 4 and span && numrange($2::numeric, $3::numeric, '[]') order by first`,
+    `select r.first::text as first, r.last::text as last from pgipam.pool_reservation r
+      where r.space_id = $1 and r.family = 4 and r.span && numrange($2::numeric, $3::numeric, '[]') order by r.first`,
     [pool.spaceId, fNet, fNet + fSize - 1],
   );
   const reservations = rows.map((r) => [Number(r.first), Number(r.last)] as const);
@@ -185,6 +199,14 @@ async function placeInFreeBlock(
     for (const d of dns) if (d >= b && d <= end) kept.push([d - b, d - b]);
     const p = placeInBlock(Math.log2(blockLen), size, pool.gateway, kept);
     if (p) {
+      if (takeFirstAsBlock && b === fNet) {
+        const block = await carveBlock(db, pool.id, 4, 32 - Math.log2(blockLen));
+        if (block && Number(block.network) === b) return { block, ...p };
+        throw new IpamError(
+          'INTERNAL',
+          `pool "${pool.name}" gave ${block ? describeBlockText(block) : 'nothing'} where ${formatIPv4(b)} was free`,
+        );
+      }
       const [block] = await takeSpan(db, pool, 4, BigInt(b), BigInt(end));
       return { block: block!, ...p };
     }

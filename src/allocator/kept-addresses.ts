@@ -73,8 +73,8 @@ export async function keptInsideSpan(
   for (const [family, first] of spans) {
     const last = first + BigInt(spec.size) - 1n;
     const { rows } = await db.query<{ first: string; last: string; reason: string }>(
-      `select greatest(first, $3::numeric)::text as first, least(last, $4::numeric)::text as last, reason from pgipam.pool_reservation
-        where space_id = $1 and family = $2 and span && numrange($3::numeric, $4::numeric, '[]') order by first`,
+      `select greatest(r.first, $3::numeric)::text as first, least(r.last, $4::numeric)::text as last, r.reason from pgipam.pool_reservation r
+        where r.space_id = $1 and r.family = $2 and r.span && numrange($3::numeric, $4::numeric, '[]') order by r.first`,
       [spaceId, family, first.toString(), last.toString()],
     );
     for (const r of rows) {

@@ -267,8 +267,8 @@ export async function poolReservationsOverlapping(
   last: bigint,
 ): Promise<Reservation[]> {
   const { rows } = await db.query<{ id: string; first: string; last: string; reason: string }>(
-    `select id::text, first::text, last::text, reason from pgipam.pool_reservation
-      where space_id = $1 and family = $2 and span && numrange($3::numeric, $4::numeric, '[]') order by first`,
+    `select r.id::text as id, r.first::text as first, r.last::text as last, r.reason from pgipam.pool_reservation r
+      where r.space_id = $1 and r.family = $2 and r.span && numrange($3::numeric, $4::numeric, '[]') order by r.first`,
     [spaceId, family, first.toString(), last.toString()],
   );
   return rows.map((r) => ({ id: Number(r.id), family, first: BigInt(r.first), last: BigInt(r.last), reason: r.reason }));
