@@ -24,7 +24,7 @@ import { type RangeSpec, rangeSpecFromAr } from '../allocator/range-spec';
 import { arAddressMismatch } from '../oned-drift';
 import type { OnedAddressRange, OnedNetwork } from '../oned-view';
 import type { OnedView } from './oned-input';
-import { checkNamedRanges } from './reconcile';
+import { checkNamedRanges, resolveUnnamedArs } from './reconcile';
 import { arAsRequest, onedLeasesOf } from './reconcile-repairs';
 
 export type ImportStep = 'known' | 'register' | 'observe' | 'observed' | 'update' | 'reservation' | 'conflict';
@@ -64,8 +64,10 @@ interface Planned {
   request?: Record<string, string>;
 }
 
-export async function importCloud(db: Db, view: OnedView, o: ImportOptions, ctx: ActionContext): Promise<ImportReport> {
-  if (!view.networks.length) throw new IpamError('BAD_REQUEST', 'the input names no network');
+export async function importCloud(db: Db, given: OnedView, o: ImportOptions, ctx: ActionContext): Promise<ImportReport> {
+  if (!given.networks.length) throw new IpamError('BAD_REQUEST', 'the input names no network');
+  // an IPAM AR that lost its PGIPAM_RANGE_ID is found by its first address, as the driver finds it
+  const view = { ...given, networks: (await resolveUnnamedArs(db, given.networks, o.mad, ctx.platform)).networks };
   await checkNamedRanges(db, view.networks, o.mad, ctx.platform);
   const planned: Planned[] = [];
   const items: ImportItem[] = [];
@@ -86,7 +88,7 @@ export async function importCloud(db: Db, view: OnedView, o: ImportOptions, ctx:
   if (o.dryRun || (conflicts.length && !o.skipConflicts)) return report;
   // ranges registered again under their ids first: a new observed range takes the next id of the
   // sequence, which must already be past them
-  const order = (p: Planned) => (p.item.step === 'register' ? 0 : 1);
+  const order = (p: Planned) => (p.item.step !== 'register' ? 2 : p.ar.pgipamRangeId !== undefined ? 0 : 1);
   for (const p of planned.filter((x) => x.item.step !== 'conflict').sort((a, b) => order(a) - order(b))) {
     await write(db, p, ctx);
     report.written++;

@@ -21,6 +21,7 @@ import { addressAt } from '../allocator/range-queries';
 import type { ArType, RangeAddresses } from '../allocator/range-spec';
 import { type Drift, type PgipamRangeSnapshot, type PgipamSpanKind, findDrift } from '../oned-drift';
 import type { OnedNetwork } from '../oned-view';
+import { parseIPv4, parseIPv6, parseMac } from '../address';
 import { adopt, arsByRange, freeLeaks, ownerText, reRegister, removeOrphan } from './reconcile-repairs';
 import { PGIPAM_VERSION } from '../version';
 import type { OnedView } from './oned-input';
@@ -55,6 +56,8 @@ export interface ReconcileReport {
   networks: number;
   onedLeases: number;
   ranges: number;
+  // IPAM ARs without PGIPAM_RANGE_ID ("onevnet updatear" can drop it) matched by first address
+  matchedByAddress: Array<{ networkId: number; arId: number; rangeId: number }>;
   fix: boolean;
   graceSeconds: number;
   findings: Finding[];
@@ -67,8 +70,10 @@ interface SnapshotRange extends PgipamRangeSnapshot {
   addresses: RangeAddresses;
 }
 
-export async function reconcile(db: Db, view: OnedView, o: ReconcileOptions, ctx: ActionContext): Promise<ReconcileReport> {
+export async function reconcile(db: Db, given: OnedView, o: ReconcileOptions, ctx: ActionContext): Promise<ReconcileReport> {
   const started = Date.now();
+  const resolved = await resolveUnnamedArs(db, given.networks, o.mad, ctx.platform);
+  const view = { ...given, networks: resolved.networks };
   await checkNamedRanges(db, view.networks, o.mad, ctx.platform);
   const ranges = await readPgipamRanges(db, ctx.platform);
   const findings: Finding[] = findDrift(view.networks, ranges, o.mad)
@@ -105,6 +110,7 @@ export async function reconcile(db: Db, view: OnedView, o: ReconcileOptions, ctx
     networks: view.networks.length,
     onedLeases: view.networks.reduce((n, net) => n + net.addressRanges.reduce((m, ar) => m + (ar.leases?.length ?? 0), 0), 0),
     ranges: ranges.length,
+    matchedByAddress: resolved.matched,
     fix: o.fix,
     graceSeconds: o.graceSeconds,
     findings,
@@ -175,6 +181,54 @@ async function readPgipamRanges(db: Db, platform: string): Promise<SnapshotRange
   } finally {
     await db.query('rollback');
   }
+}
+
+// An IPAM AR of pgipam's whose PGIPAM_RANGE_ID is gone -- `onevnet updatear` replaces the AR's
+// attributes with the ones given, and a real oned showed one without it -- is found as the
+// driver finds it (allocator/range-resolution.ts): by its first IP, IP6 or MAC in its space.
+// Without this its range would look like an orphan, and --fix could remove it.
+export async function resolveUnnamedArs(
+  db: Db,
+  networks: readonly OnedNetwork[],
+  mad: string,
+  platform: string,
+): Promise<{ networks: OnedNetwork[]; matched: Array<{ networkId: number; arId: number; rangeId: number }> }> {
+  const matched: Array<{ networkId: number; arId: number; rangeId: number }> = [];
+  const out: OnedNetwork[] = [];
+  for (const net of networks) {
+    if (net.parentNetworkId !== undefined || !net.addressRanges.some((a) => a.ipamMad === mad && a.pgipamRangeId === undefined)) {
+      out.push(net);
+      continue;
+    }
+    const ars = [];
+    for (const ar of net.addressRanges) {
+      const id = ar.ipamMad === mad && ar.pgipamRangeId === undefined ? await rangeByFirstAddress(db, ar, platform) : null;
+      if (id !== null) matched.push({ networkId: net.id, arId: ar.arId, rangeId: id });
+      ars.push(id === null ? ar : { ...ar, pgipamRangeId: id });
+    }
+    out.push({ ...net, addressRanges: ars });
+  }
+  return { networks: out, matched };
+}
+
+async function rangeByFirstAddress(db: Db, ar: OnedNetwork['addressRanges'][number], platform: string): Promise<number | null> {
+  const a = ar.attributes;
+  const type = ar.type.toUpperCase();
+  const [column, value] =
+    a['IP'] && ['IP4', 'IP4_6', 'IP4_6_STATIC'].includes(type)
+      ? ['ip4_first', String(parseIPv4(a['IP'], `AR ${ar.arId} IP`))]
+      : a['IP6'] && ['IP6_STATIC', 'IP4_6_STATIC'].includes(type)
+        ? ['ip6_first', parseIPv6(a['IP6'], `AR ${ar.arId} IP6`).toString()]
+        : a['MAC']
+          ? ['mac_first', String(parseMac(a['MAC'], `AR ${ar.arId} MAC`))]
+          : [null, null];
+  if (column === null) return null;
+  const { rows } = await db.query<{ id: string }>(
+    `select r.id::text as id from pgipam.address_range r join pgipam.space s on s.id = r.space_id
+      where s.name = $1 and r.platform = $2 and not r.observed and r.${column} = $3::numeric order by r.id limit 1`,
+    [a['PGIPAM_SPACE'] ?? 'default', platform, value],
+  );
+  return rows[0] ? Number(rows[0].id) : null;
 }
 
 // An AR that names a range of another platform, or one of the ranges import recorded for oned's

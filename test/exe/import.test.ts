@@ -186,3 +186,26 @@ describe('pgipam import', () => {
     expect(await checkConsistency(t.db)).toEqual([]);
   });
 });
+
+describe('an AR that lost its PGIPAM_RANGE_ID (a real oned after onevnet updatear)', () => {
+  it('is matched to its range by its first address, by import and by reconcile, never taken for an orphan', async () => {
+    t = await createTestDatabase('import_updatear');
+    const env = { PGIPAM_DATABASE_URL: t.url };
+    const dir = path.join(tmp, 'updatear');
+    fs.mkdirSync(dir, { recursive: true });
+    const show = path.join(dir, 'onevnet-show-0.xml');
+    fs.copyFileSync(path.join(__dirname, '../fixtures/oned/updatear/onevnet-show-0.xml'), show);
+    const imported = await cli(env, ['import', show]);
+    expect([imported.code, imported.stderr]).toEqual([0, '']);
+    expect(imported.stdout).toMatch(
+      /0 prod-ipam\s+0\s+IP4\s+register\s+4\s+10\.70\.0\.10 - 10\.70\.0\.69\s+1\s+pgipam lacks range \(no PGIPAM_RANGE_ID\)/,
+    );
+    const r = await cli(env, ['reconcile', '--fix', show]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toMatch(
+      /AR 0 of network 0 has no PGIPAM_RANGE_ID \("onevnet updatear" can drop it\): matched to range \d+ by its first address\nin agreement/,
+    );
+    const again = await cli(env, ['import', show]);
+    expect(again.stdout).toMatch(/0 prod-ipam\s+0\s+IP4\s+known/);
+  });
+});

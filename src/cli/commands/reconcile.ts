@@ -79,6 +79,10 @@ function printReport(r: ReconcileReport): void {
     `oned: ${r.networks} networks, ${r.onedLeases} leases, read ${r.onedReadAt.toISOString()}${r.complete ? '' : ' (no onevnet list -x: orphan ranges not judged)'}\n`,
   );
   write(`pgipam: ${r.ranges} ranges of platform "${r.platform}" (IPAM_MAD ${r.mad})\n`);
+  for (const m of r.matchedByAddress)
+    write(
+      `AR ${m.arId} of network ${m.networkId} has no PGIPAM_RANGE_ID ("onevnet updatear" can drop it): matched to range ${m.rangeId} by its first address\n`,
+    );
   if (!r.findings.length) {
     write('in agreement\n');
     return;
