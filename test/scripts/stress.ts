@@ -251,7 +251,10 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     const ar = storedAr(parseTemplate(r.stdout).values, Number(n));
     const id = Number(ar.PGIPAM_RANGE_ID);
     const reserved = new Set<number>();
-    if (!viaPool) reserved.add(0); // the network address of the /26 is the range's first address
+    // the AR started on the network address of its /26: pgipam trims it off (issue 12), and every
+    // index of the reply's AR is leasable
+    if (!viaPool && ar.IP !== formatIPv4(parseIPv4(request.IP!) + 1))
+      violation(`register replied IP ${ar.IP} for an AR starting on the network address ${request.IP}`);
     ranges.set(id, {
       id,
       ar,
