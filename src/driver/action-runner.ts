@@ -91,7 +91,9 @@ export async function executeAction(
       platform: config.platform,
       log: (message) => logLines.push(`INFO: ${logPrefix} ${toOneLine(message)}\n`),
     };
+    const timings = io.env.PGIPAM_DEBUG ? new ActionTimings() : null;
     const reply = await withClient(config, { applicationName: `pgipam/${def.name}` }, async (db) => {
+      timings?.connected(db);
       const actionCtx = { ...ctx, platform: db.pgipamPlatform ?? config.platform };
       try {
         return await def.run(db, req, actionCtx);
@@ -102,7 +104,7 @@ export async function executeAction(
     });
     io.stdout.write(reply);
     for (const line of logLines) io.stderr.write(line);
-    if (io.env.PGIPAM_DEBUG) io.stderr.write(`DEBUG: ${logPrefix} done in ${Date.now() - started} ms\n`);
+    if (io.env.PGIPAM_DEBUG) io.stderr.write(`DEBUG: ${logPrefix} done in ${Date.now() - started} ms; ${timings!.text()}\n`);
     return 0;
   } catch (e) {
     const err = coerceError(e);
@@ -114,6 +116,40 @@ export async function executeAction(
     return FAILURE_EXIT_CODE;
   } finally {
     if (timer) clearTimeout(timer);
+  }
+}
+
+// Where one action's time goes, for PGIPAM_DEBUG and the benchmark: from the process's start to
+// the first line of pgipam's code (Node's start-up and the bundle's load), connecting (TCP or
+// socket, TLS, authentication, the session settings and the schema check), and each round trip
+// after that with the statements it carried.
+// when the bundle had loaded this far (Node's start-up and the code before it)
+const MODULE_EVALUATED_AT = performance.now();
+
+class ActionTimings {
+  private readonly requestReadAt = performance.now();
+  private connectedAt = 0;
+  private readonly trips: number[] = [];
+  private statements = 0;
+
+  connected(db: { query: (...args: never[]) => unknown }): void {
+    this.connectedAt = performance.now();
+    const query = db.query.bind(db) as (...args: unknown[]) => Promise<unknown>;
+    (db as { query: unknown }).query = async (...args: unknown[]) => {
+      const t0 = performance.now();
+      const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string })?.text ?? '');
+      this.statements += Math.max(1, text.split(';').filter((x) => x.trim() !== '').length);
+      try {
+        return await query(...args);
+      } finally {
+        this.trips.push(performance.now() - t0);
+      }
+    };
+  }
+
+  text(): string {
+    const ms = (n: number) => n.toFixed(1);
+    return `timings: start to code ${ms(MODULE_EVALUATED_AT)} ms, request read ${ms(this.requestReadAt - MODULE_EVALUATED_AT)} ms, connect ${ms(this.connectedAt - this.requestReadAt)} ms, ${this.trips.length} round trips (${this.statements} statements): ${this.trips.map(ms).join(' ')} ms, total ${ms(performance.now())} ms`;
   }
 }
 

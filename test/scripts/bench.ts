@@ -8,7 +8,9 @@ import pg from 'pg';
 import { silentContext } from '../../src/allocator/context';
 import { migrate } from '../../src/db/migrate';
 import { startEmbeddedPostgres } from '../support/embedded';
-import { actionData, addressXml, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import { actionData, addressForIndex, addressXml, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import fs from 'node:fs';
+import os from 'node:os';
 import { getAddress } from '../../src/allocator/get-address';
 import { registerAddressRange } from '../../src/allocator/index';
 import { addPool } from '../../src/admin/pool-admin';
@@ -156,25 +158,71 @@ async function main() {
       silentContext,
     );
     const ar = storedAr(reg.reply, 0);
-    const env = { ...process.env, PGIPAM_DATABASE_URL: server.url, PGIPAM_CONFIG: '/dev/null' };
-    const input = toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 })));
-    const exe = path.join(REMOTES, 'get_address');
-    const nodeTimes: number[] = [];
-    const getTimes: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      timeProcess(['-e', '0'], undefined, env);
-      timeProcess([exe, '1'], input, env);
+    // a clean environment, as oned's: an inherited NODE_OPTIONS or NODE_EXTRA_CA_CERTS changes
+    // Node's start-up by tens of milliseconds
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: os.tmpdir(),
+      PGIPAM_DATABASE_URL: server.url,
+      PGIPAM_CONFIG: '/dev/null',
+    };
+    out(`processes run with only ${Object.keys(env).join(', ')} in their environment (TCP to 127.0.0.1, password authentication)`);
+    const actionInput = (addr: string) => toBase64(actionData(arXmlFormB(ar), addr));
+    const getInput = actionInput(addressXml({ size: 1 }));
+    const runAction = (name: string, input: string, id: number, extraEnv: NodeJS.ProcessEnv = {}) => {
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync(process.execPath, [path.join(REMOTES, name), String(id)], {
+        input,
+        env: { ...env, ...extraEnv },
+        encoding: 'utf8',
+      });
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (r.status !== 0) throw new Error(`${name} failed: ${r.stderr}`);
+      return { ms, stderr: r.stderr };
+    };
+    const times: Record<'node' | 'get' | 'allocate' | 'free', number[]> = { node: [], get: [], allocate: [], free: [] };
+    for (let i = -3; i < RUNS; i++) {
+      // one of each in turn, so that drift of the machine falls on all of them alike
+      const addr = addressXml(addressForIndex(ar, 500_000 + (i + 3), 1, { fixedOned: true }));
+      const n = timeProcess(['-e', '0'], undefined, env);
+      const g = runAction('get_address', getInput, 1000 + i).ms;
+      const a = runAction('allocate_address', actionInput(addr), 2000 + i).ms;
+      const f = runAction('free_address', actionInput(addr), 3000 + i).ms;
+      if (i < 0) continue; // warm-up
+      times.node.push(n);
+      times.get.push(g);
+      times.allocate.push(a);
+      times.free.push(f);
     }
-    for (let i = 0; i < RUNS; i++) {
-      nodeTimes.push(timeProcess(['-e', '0'], undefined, env));
-      getTimes.push(timeProcess([exe, String(i)], input, env));
-    }
-    const nodeMed = median(nodeTimes);
-    const getMed = median(getTimes);
+    const nodeMed = median(times.node);
+    const getMed = median(times.get);
     out('');
-    out(`one get_address process:  median ${getMed.toFixed(1)} ms (p95 ${pct(getTimes, 0.95).toFixed(1)} ms)`);
-    out(`node -e 0:                median ${nodeMed.toFixed(1)} ms (p95 ${pct(nodeTimes, 0.95).toFixed(1)} ms)`);
-    out(`ratio get_address / node -e 0: ${(getMed / nodeMed).toFixed(2)}  (the driver's own cost: ${(getMed - nodeMed).toFixed(1)} ms)`);
+    out(`node -e 0:                median ${nodeMed.toFixed(1)} ms (p95 ${pct(times.node, 0.95).toFixed(1)} ms)`);
+    for (const k of ['get', 'allocate', 'free'] as const)
+      out(
+        `one ${`${k}_address`.padEnd(16)} process: median ${median(times[k]).toFixed(1)} ms (p95 ${pct(times[k], 0.95).toFixed(1)} ms), ratio to node -e 0: ${(median(times[k]) / nodeMed).toFixed(2)}`,
+      );
+    out(`the driver's own cost in get_address: ${(getMed - nodeMed).toFixed(1)} ms`);
+    // where one get_address's time goes (PGIPAM_DEBUG's timings line), medians over the runs
+    const phases: Record<string, number[]> = {};
+    let shape = '';
+    for (let i = 0; i < RUNS; i++) {
+      const line = /timings: (.*)$/m.exec(runAction('get_address', getInput, 4000 + i, { PGIPAM_DEBUG: '1' }).stderr)?.[1] ?? '';
+      for (const m of line.matchAll(/(start to code|request read|connect|total) ([\d.]+) ms/g)) (phases[m[1]!] ??= []).push(Number(m[2]));
+      const trips = /(\d+) round trips \((\d+) statements\): ([\d. ]+) ms/.exec(line);
+      if (trips) {
+        shape = `${trips[1]} round trips, ${trips[2]} statements`;
+        trips[3]!
+          .trim()
+          .split(' ')
+          .forEach((x, j) => (phases[`round trip ${j + 1}`] ??= []).push(Number(x)));
+      }
+    }
+    out(
+      `where a get_address's time goes (inside the process, medians): ${Object.entries(phases)
+        .map(([k, v]) => `${k} ${median(v).toFixed(1)} ms`)
+        .join(', ')}; ${shape}`,
+    );
 
     // 2. library cost per allocation, one connection, one transaction per allocation
     const register = async (ip: string, size: number) =>
@@ -224,12 +272,56 @@ async function main() {
       );
       return n / 3;
     };
+    const sixtyFour: Array<Record<string, string>> = [];
+    for (let i = 0; i < 64; i++) sixtyFour.push(await register(`22.${i * 4}.0.0`, 2 ** 18));
+    let spread = 0;
     const t1 = await throughput(() => oneRange);
     const t8 = await throughput((i) => eight[i]!);
+    const t64 = await throughput(() => sixtyFour[spread++ % 64]!);
     for (const c of clients) await c.end();
     out('');
     out(`throughput, 8 connections on one range:    ${t1.toFixed(0)} allocations/s`);
     out(`throughput, 8 connections on 8 ranges:     ${t8.toFixed(0)} allocations/s`);
+    out(`throughput, 8 connections over 64 ranges:  ${t64.toFixed(0)} allocations/s`);
+    // the server's own pace on this machine: pgbench, 8 clients, a 1-row UPDATE, same server
+    const pgbench = ['/usr/lib/postgresql/15/bin/pgbench', '/usr/bin/pgbench'].find((f) => fs.existsSync(f));
+    if (!pgbench) out('pgbench comparison skipped: apt-get install postgresql-client-15 (pgbench)');
+    else {
+      await db.query('create table if not exists public.bench_row (id int primary key, n bigint not null default 0)');
+      await db.query('insert into public.bench_row (id) select generate_series(1, 1000) on conflict do nothing');
+      const script = path.join(os.tmpdir(), `pgipam-bench-${process.pid}.sql`);
+      fs.writeFileSync(script, '\\set id random(1, 1000)\nupdate public.bench_row set n = n + 1 where id = :id;\n');
+      const u = new URL(server.url);
+      const r = spawnSync(
+        pgbench,
+        [
+          '-n',
+          '-c',
+          '8',
+          '-j',
+          '2',
+          '-T',
+          '3',
+          '-f',
+          script,
+          '-h',
+          u.hostname,
+          '-p',
+          u.port,
+          '-U',
+          decodeURIComponent(u.username),
+          u.pathname.slice(1),
+        ],
+        {
+          env: { PATH: process.env.PATH, PGPASSWORD: decodeURIComponent(u.password) },
+          encoding: 'utf8',
+        },
+      );
+      fs.rmSync(script, { force: true });
+      const tps = Number(/tps = ([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
+      out(`pgbench, 8 clients, 1-row UPDATE:          ${tps.toFixed(0)} tps`);
+      out(`ratio allocations/s over 64 ranges / pgbench tps: ${(t64 / tps).toFixed(3)}`);
+    }
 
     // 3. carving subnets from pools: empty vs 90% carved
     const ctx = silentContext;
