@@ -57,7 +57,13 @@ export async function checkDatabase(db: Db): Promise<CheckResult> {
           join pgipam.address_range r on r.space_id = x.space_id join pgipam.lease l on l.range_id = r.id and l.kind <> 'reservation'
           where (x.family = 4 and r.ip4_first is not null and x.span && numrange(r.ip4_first + l.first_idx, r.ip4_first + l.last_idx, '[]'))
              or (x.family = 6 and r.ip6_first is not null and x.span && numrange(r.ip6_first + l.first_idx, r.ip6_first + l.last_idx, '[]'))
-      union all select 'subnets taken from a pool and given to no range', count(*)::text from pgipam.pool_allocation a where a.range_id is null`);
+      union all select 'subnets taken from a pool and given to no range', count(*)::text from pgipam.pool_allocation a where a.range_id is null
+      union all select 'free VLAN IDs outside their VLAN pool''s spans', count(*)::text from pgipam.vlan_free_extent f join pgipam.vlan_pool v on v.id = f.vlan_pool_id
+          where not exists (select 1 from pgipam.vlan_pool_span s where s.vlan_pool_id = f.vlan_pool_id and s.span @> int4range(f.first, f.last, '[]'))
+      union all select 'VLAN IDs both free and held', count(*)::text from pgipam.vlan_free_extent f join pgipam.vlan_pool v on v.id = f.vlan_pool_id
+          join pgipam.vlan_allocation a on a.domain = v.domain and a.vlan_id between f.first and f.last
+      union all select 'pairs of adjacent or overlapping free VLAN extents', count(*)::text from pgipam.vlan_free_extent a join pgipam.vlan_free_extent b
+          on a.vlan_pool_id = b.vlan_pool_id and a.first < b.first and b.first <= a.last + 1`);
     for (const c of counts) if (c.n !== '0') problems.push(`${c.n} ${c.what}`);
     // Free blocks and subnets of a pool add up to its prefixes.
     const { rows: pools } = await db.query<{ name: string; total: string; accounted: string }>(`
@@ -69,6 +75,15 @@ export async function checkDatabase(db: Db): Promise<CheckResult> {
       if (BigInt(p.total) !== BigInt(p.accounted.split('.')[0]!))
         problems.push(`pool ${p.name}: free blocks + subnets = ${p.accounted.split('.')[0]}, prefixes = ${p.total}`);
     }
+    // Every ID of a VLAN pool's spans is free or held, once (migration 9).
+    const { rows: vlans } = await db.query<{ name: string; total: number; free: number; held: number }>(`
+      select v.name, coalesce((select sum(s.last - s.first + 1) from pgipam.vlan_pool_span s where s.vlan_pool_id = v.id), 0)::int as total,
+        coalesce((select sum(f.last - f.first + 1) from pgipam.vlan_free_extent f where f.vlan_pool_id = v.id), 0)::int as free,
+        (select count(*) from pgipam.vlan_allocation a join pgipam.vlan_pool_span s on s.domain = a.domain and s.span @> a.vlan_id
+          where s.vlan_pool_id = v.id)::int as held
+      from pgipam.vlan_pool v order by v.name`);
+    for (const v of vlans)
+      if (v.free + v.held !== v.total) problems.push(`VLAN pool ${v.name}: ${v.free} free + ${v.held} held != ${v.total} IDs in its spans`);
     if (await publicSchemaWritable(db)) problems.push(PUBLIC_SCHEMA_PROBLEM);
     return { ranges: tiles.length, pools: pools.length, problems };
   } finally {

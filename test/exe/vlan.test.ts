@@ -101,6 +101,14 @@ describe('VLAN pools', () => {
       { event: 'vlan_taken', n: 6 },
     ]);
     expect(await checkConsistency(t.db)).toEqual([]);
+    // pgipam check finds VLAN bookkeeping damaged behind its back
+    await t.db.query(
+      "insert into pgipam.vlan_free_extent (vlan_pool_id, first, last) select id, 100, 100 from pgipam.vlan_pool where name = 'fabric-a'",
+    );
+    expect(await checkConsistency(t.db)).toEqual([
+      '1 VLAN IDs both free and held',
+      'VLAN pool fabric-a: 3 free + 5 held != 7 IDs in its spans',
+    ]);
   });
 
   it('the database refuses a second holder of an ID in a domain, whoever writes it', async () => {
