@@ -212,6 +212,21 @@ describe('pgipam CLI', () => {
       ],
       [['find'], [/which space, pool, range, platform and lease hold an IP or MAC/]],
       [['history'], [/--since ISO date or age/, /pgipam history prune delete history older than --before/]],
+      [
+        ['reconcile'],
+        [/exit 0 in agreement, 1 on drift, 2 on an error/, /--onevnet run onevnet list -x/, /--grace/, /--fix adopt unknown leases/],
+      ],
+      [['import'], [/observed ranges/, /--dry-run print the plan/, /--skip-conflicts/]],
+      [['usage'], [/address-hours and peak use per period/, /--by .*"platform", "pool", "range", "space"/, /--csv/]],
+      [
+        ['vlan-pool', 'add'],
+        [
+          /--ids VLAN IDs, e\.g\. 100-199,300,400-409/,
+          /--domain the switch fabric/,
+          /--bridge BRIDGE of carved networks, \{vlan\} is the ID/,
+        ],
+      ],
+      [['pool', 'set'], [/--vlan-pool a VLAN pool each carved range takes its own VLAN_ID from/]],
     ];
     for (const [args, res] of cases) {
       const r = await cli([...args, '--help']);
