@@ -28,7 +28,7 @@ export const DRIVER_GRANTS = [
      pgipam.pool_assign(bigint), pgipam.pool_release_range(bigint), pgipam.range_reserve_pool_reservations(bigint, bigint, bigint, text),
      pgipam.vlan_pool_allowed(bigint), pgipam.vlan_take(bigint, integer, bigint), pgipam.vlan_release_range(bigint)
      to ${DRIVER_GROUP}`,
-  `grant select on pgipam.vlan_pool, pgipam.vlan_pool_span, pgipam.vlan_allocation, pgipam.vlan_pool_grant to ${DRIVER_GROUP}`,
+  `grant select on pgipam.vlan_pool, pgipam.vlan_pool_span, pgipam.vlan_free_extent, pgipam.vlan_allocation, pgipam.vlan_pool_grant to ${DRIVER_GROUP}`,
 ];
 
 // A role may serve a platform only when it is confined by row-level security and cannot make
