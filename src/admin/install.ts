@@ -65,7 +65,10 @@ export function install(o: InstallOptions): InstallResult {
   for (const name of [...ACTION_NAMES, 'README']) {
     const from = path.join(o.source, name);
     if (!fs.existsSync(from)) continue;
-    steps.push(copyIfChanged(from, path.join(target, name), name === 'README' ? 0o644 : 0o755, owner, o.dryRun));
+    const step = copyIfChanged(from, path.join(target, name), name === 'README' ? 0o644 : 0o755, owner, o.dryRun);
+    steps.push(step);
+    // the V8 code cache the old action left beside itself (build/action-loader.js) is of no use now
+    if (step.done === 'updated') removeCodeCaches(target, name);
   }
   steps.push(
     writeIfChanged(
@@ -78,6 +81,10 @@ export function install(o: InstallOptions): InstallResult {
   );
   if (o.databaseUrl !== undefined) steps.push(writeConfig(o));
   return { target, steps, onedConf: onedConfEdit(o.onedConf, o.mad) };
+}
+
+function removeCodeCaches(dir: string, action: string): void {
+  for (const f of fs.readdirSync(dir)) if (f.startsWith(`.${action}.v8-`)) fs.rmSync(path.join(dir, f), { force: true });
 }
 
 const isRoot = () => (process.getuid?.() ?? 1) === 0;

@@ -180,7 +180,13 @@ async function main() {
       if (r.status !== 0) throw new Error(`${name} failed: ${r.stderr}`);
       return { ms, stderr: r.stderr };
     };
-    const times: Record<'node' | 'get' | 'allocate' | 'free', number[]> = { node: [], get: [], allocate: [], free: [] };
+    const times: Record<'node' | 'get' | 'allocate' | 'free' | 'uncached', number[]> = {
+      node: [],
+      get: [],
+      allocate: [],
+      free: [],
+      uncached: [],
+    };
     for (let i = -3; i < RUNS; i++) {
       // one of each in turn, so that drift of the machine falls on all of them alike
       const addr = addressXml(addressForIndex(ar, 500_000 + (i + 3), 1, { fixedOned: true }));
@@ -188,7 +194,9 @@ async function main() {
       const g = runAction('get_address', getInput, 1000 + i).ms;
       const a = runAction('allocate_address', actionInput(addr), 2000 + i).ms;
       const f = runAction('free_address', actionInput(addr), 3000 + i).ms;
+      const u = runAction('get_address', getInput, 5000 + i, { PGIPAM_NO_CODE_CACHE: '1' }).ms;
       if (i < 0) continue; // warm-up
+      times.uncached.push(u);
       times.node.push(n);
       times.get.push(g);
       times.allocate.push(a);
@@ -203,6 +211,9 @@ async function main() {
         `one ${`${k}_address`.padEnd(16)} process: median ${median(times[k]).toFixed(1)} ms (p95 ${pct(times[k], 0.95).toFixed(1)} ms), ratio to node -e 0: ${(median(times[k]) / nodeMed).toFixed(2)}`,
       );
     out(`the driver's own cost in get_address: ${(getMed - nodeMed).toFixed(1)} ms`);
+    out(
+      `get_address without its V8 code cache (PGIPAM_NO_CODE_CACHE=1): median ${median(times.uncached).toFixed(1)} ms, ratio to node -e 0: ${(median(times.uncached) / nodeMed).toFixed(2)}; the cache saves ${(median(times.uncached) - getMed).toFixed(1)} ms`,
+    );
     // where one get_address's time goes (PGIPAM_DEBUG's timings line), medians over the runs
     const phases: Record<string, number[]> = {};
     let shape = '';
