@@ -7,7 +7,7 @@ import pg from 'pg';
 import { IpamError } from '../errors';
 import { checkName } from '../names';
 import { migrate } from '../db/migrate';
-import { addPlatform, scramVerifier } from './platforms';
+import { GENERATED_PASSWORD_ITERATIONS, addPlatform, scramVerifier } from './platforms';
 import type { ActionContext } from '../allocator/context';
 import type { Db } from '../db/client';
 
@@ -164,7 +164,7 @@ async function ensurePlatform(
   const newPassword = () => crypto.randomBytes(32).toString('base64url');
   if (!rows[0]) {
     const password = newPassword();
-    const p = await addPlatform(db, o.platform, { password, description: 'created by pgipam db setup' }, ctx);
+    const p = await addPlatform(db, o.platform, { password, generatedPassword: true, description: 'created by pgipam db setup' }, ctx);
     return { role: p.role!, password, steps: [{ what: `platform ${o.platform} with login role ${p.role}`, done: 'created' }] };
   }
   const role = rows[0].role_name;
@@ -175,7 +175,7 @@ async function ensurePlatform(
     );
   if (o.resetPassword) {
     const password = newPassword();
-    await db.query(`alter role ${q(role)} password ${pg.escapeLiteral(scramVerifier(password))}`);
+    await db.query(`alter role ${q(role)} password ${pg.escapeLiteral(scramVerifier(password, GENERATED_PASSWORD_ITERATIONS))}`);
     return { role, password, steps: [{ what: `password of role ${role}`, done: 'updated' }] };
   }
   if (!o.configHasRole(role)) {

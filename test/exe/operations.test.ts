@@ -157,6 +157,12 @@ describe('pgipam db setup', () => {
     expect(new URL(url).password).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 random bits
     expect(first.stdout).not.toContain(new URL(url).password);
     expect(fs.statSync(s.config).mode & 0o777).toBe(0o600);
+    // a 256-bit random password needs no key stretching: its verifier takes 16 iterations, a person's 4096
+    const admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
+    await admin.connect();
+    const verifier = await admin.query<{ p: string }>('select rolpassword as p from pg_catalog.pg_authid where rolname = $1', [s.role]);
+    await admin.end();
+    expect(verifier.rows[0]!.p).toMatch(/^SCRAM-SHA-256\$16:/);
     const second = await cli(s.args);
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('nothing changed: everything was already there\n');

@@ -9,11 +9,13 @@ import { silentContext } from '../../src/allocator/context';
 import { migrate } from '../../src/db/migrate';
 import { startEmbeddedPostgres } from '../support/embedded';
 import { actionData, addressForIndex, addressXml, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import { getAddress } from '../../src/allocator/get-address';
 import { registerAddressRange } from '../../src/allocator/index';
 import { addPool } from '../../src/admin/pool-admin';
+import { addPlatform, scramVerifier } from '../../src/admin/platforms';
 import { addVlanPool, formatVlanSpans, reserveVlans } from '../../src/admin/vlan-pools';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
@@ -233,6 +235,44 @@ async function main() {
       `where a get_address's time goes (inside the process, medians): ${Object.entries(phases)
         .map(([k, v]) => `${k} ${median(v).toFixed(1)} ms`)
         .join(', ')}; ${shape}`,
+    );
+
+    // 1b. what SCRAM's key stretching costs a connection: a platform role whose verifier has
+    // PostgreSQL's default 4,096 iterations vs one with 16 (enough for a 256-bit random password,
+    // which no dictionary holds), get_address with each in turn
+    const roleUrl = async (name: string, iterations: number) => {
+      const password = crypto.randomBytes(32).toString('base64url');
+      const info = await addPlatform(db, name, { password }, silentContext);
+      await db.query(`alter role ${pg.escapeIdentifier(info.role!)} password ${pg.escapeLiteral(scramVerifier(password, iterations))}`);
+      const u = new URL(server.url);
+      u.username = info.role!;
+      u.password = password;
+      const r = await registerAddressRange(
+        db,
+        { ar: { TYPE: 'IP4', IP: iterations === 4096 ? '100.96.0.0' : '100.97.0.0', SIZE: '65536', IPAM_MAD: 'pgipam' }, address: {} },
+        { ...silentContext, platform: name },
+      );
+      return { url: u.toString(), input: toBase64(actionData(arXmlFormB(storedAr(r.reply, 0)), addressXml({ size: 1 }))) };
+    };
+    const slow = await roleUrl('bench-scram-4096', 4096);
+    const fast = await roleUrl('bench-scram-16', 16);
+    const auth: Record<'slow' | 'fast', { total: number[]; connect: number[] }> = {
+      slow: { total: [], connect: [] },
+      fast: { total: [], connect: [] },
+    };
+    for (let i = -2; i < RUNS; i++) {
+      for (const [k, r] of [
+        ['slow', slow],
+        ['fast', fast],
+      ] as const) {
+        const run = runAction('get_address', r.input, 6000 + i, { PGIPAM_DATABASE_URL: r.url, PGIPAM_DEBUG: '1' });
+        if (i < 0) continue;
+        auth[k].total.push(run.ms);
+        auth[k].connect.push(Number(/connect ([\d.]+) ms/.exec(run.stderr)?.[1] ?? NaN));
+      }
+    }
+    out(
+      `get_address as a platform role, SCRAM verifier of 4,096 iterations: median ${median(auth.slow.total).toFixed(1)} ms (connect ${median(auth.slow.connect).toFixed(1)} ms); of 16 iterations: median ${median(auth.fast.total).toFixed(1)} ms (connect ${median(auth.fast.connect).toFixed(1)} ms)`,
     );
 
     // 2. library cost per allocation, one connection, one transaction per allocation
