@@ -158,10 +158,10 @@ describe('pgipam db setup', () => {
     expect(first.stdout).not.toContain(new URL(url).password);
     expect(fs.statSync(s.config).mode & 0o777).toBe(0o600);
     // a 256-bit random password needs no key stretching: its verifier takes 16 iterations, a person's 4096
-    const admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
-    await admin.connect();
-    const verifier = await admin.query<{ p: string }>('select rolpassword as p from pg_catalog.pg_authid where rolname = $1', [s.role]);
-    await admin.end();
+    const superuser = new pg.Client({ connectionString: inject('pgAdminUrl') });
+    await superuser.connect();
+    const verifier = await superuser.query<{ p: string }>('select rolpassword as p from pg_catalog.pg_authid where rolname = $1', [s.role]);
+    await superuser.end();
     expect(verifier.rows[0]!.p).toMatch(/^SCRAM-SHA-256\$16:/);
     const second = await cli(s.args);
     expect(second.code).toBe(0);
