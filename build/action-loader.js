@@ -4,7 +4,9 @@
 // is named after the Node version, the architecture and the bundle, and V8 itself refuses one that
 // does not fit (another Node binary, a corrupt file): the bundle is then compiled as usual and the
 // cache written again, when the directory is writable (atomically: a temporary file and a rename).
-// Anything that goes wrong with the cache only costs the time it would have saved.
+// Anything that goes wrong with the cache only costs the time it would have saved. Only a run that
+// did an action's work writes it (exit 0, not --help): V8 caches what ran, and a cache of the help
+// text alone would be kept and used from then on.
 // PGIPAM_NO_CODE_CACHE=1 compiles without it (for measuring what it saves).
 (function () {
   var fs = require('fs'),
@@ -22,8 +24,10 @@
     if (!off) data = fs.readFileSync(cache);
   } catch {}
   var script = new vm.Script(Module.wrap(__PGIPAM_BUNDLE__), { filename: file, cachedData: data });
-  if (!off && (!data || script.cachedDataRejected))
-    process.once('exit', function () {
+  var help = process.argv.indexOf('--help') > 1 || process.argv.indexOf('-h') > 1;
+  if (!off && !help && (!data || script.cachedDataRejected))
+    process.once('exit', function (code) {
+      if (code !== 0) return;
       var tmp = cache + '.' + process.pid;
       try {
         fs.writeFileSync(tmp, script.createCachedData(), { mode: 420 });

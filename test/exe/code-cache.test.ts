@@ -37,6 +37,10 @@ describe("the actions' code cache", () => {
     const get = () =>
       runProcess(path.join(dir, 'get_address'), ['2'], toBase64(actionData(arXmlFormB(ar), addressXml({ size: 1 }))), env, {});
     expect(caches()).toEqual([]);
+    // neither --help nor a refused request writes one: V8 would cache only what they ran
+    expect((await runProcess(path.join(dir, 'get_address'), ['--help'], '', env, {})).exitCode).toBe(0);
+    expect((await runProcess(path.join(dir, 'get_address'), ['3'], 'not base64', env, {})).exitCode).toBe(255);
+    expect(caches()).toEqual([]);
     const first = await get();
     expect([first.exitCode, first.stderr]).toEqual([0, expect.stringMatching(/^INFO: /)]);
     expect(caches()).toEqual([expect.stringMatching(new RegExp(`^\\.get_address\\.v8-${process.version}-${process.arch}-[0-9a-f]{12}$`))]);
