@@ -1,10 +1,22 @@
 // What a registration leaves for pgipam to choose, and choosing it from a pool: the IPv4 subnet
 // layout (network, gateway, first host), the IPv6 /64, and the spans an explicit AR occupies.
-import { formatIPv4, formatIPv6, parseCount, parseIPv4, parseIPv6 } from '../address';
+import { formatIPv4, formatIPv6, parseCount, parseIPv6 } from '../address';
 import type { Db } from '../db/client';
 import { IpamError, badRequest } from '../errors';
 import { lockPools } from './locks';
-import { type Block, type Family, type PoolRow, blockSize, carveBlock, getPool, getPoolById, isUla, takeSpan } from './pool-space';
+import {
+  type Block,
+  type Family,
+  type PoolRow,
+  blockSize,
+  carveBlock,
+  getPool,
+  getPoolById,
+  isUla,
+  poolDnsIPv4,
+  poolReservationsOverlapping,
+  takeSpan,
+} from './pool-space';
 import { type ArType, type RangeSpec, hasIPv4 } from './range-spec';
 
 export interface CarvePlan {
@@ -128,10 +140,7 @@ const CANDIDATES_PER_QUERY = 16;
 // subnet only when no subnet of that size has room. Runs under the pool's lock (resolvePool), so a
 // reservation made meanwhile waits for it.
 async function carveIPv4Subnet(db: Db, pool: PoolRow, size: number): Promise<{ block: Block; gateway: number | null; start: number }> {
-  const dns = pool.dns
-    .split(/[\s,]+/)
-    .filter((d) => /^\d+\.\d+\.\d+\.\d+$/.test(d))
-    .map((d) => parseIPv4(d));
+  const dns = poolDnsIPv4(pool.dns);
   let sawReservation = false;
   for (let h = ipv4Layout(size, pool.gateway).hostBits; h <= 32; h++) {
     const blockLen = 2 ** h;
@@ -186,12 +195,9 @@ async function placeInFreeBlock(
   { size, dns }: { size: number; dns: number[] },
   takeFirstAsBlock = false,
 ): Promise<{ block: Block; gateway: number | null; start: number } | 'reserved' | null> {
-  const { rows } = await db.query<{ first: string; last: string }>(
-    `select r.first::text as first, r.last::text as last from pgipam.pool_reservation r
-      where r.space_id = $1 and r.family = 4 and r.span && numrange($2::numeric, $3::numeric, '[]') order by r.first`,
-    [pool.spaceId, fNet, fNet + fSize - 1],
+  const reservations = (await poolReservationsOverlapping(db, pool.spaceId, 4, BigInt(fNet), BigInt(fNet + fSize - 1))).map(
+    (r) => [Number(r.first), Number(r.last)] as const,
   );
-  const reservations = rows.map((r) => [Number(r.first), Number(r.last)] as const);
   for (let b = fNet; b < fNet + fSize;) {
     const end = b + blockLen - 1;
     const kept: Array<readonly [number, number]> = [];

@@ -4,7 +4,8 @@
 // reserved by the database (migration 4) past row-level security, as operator-owned leases that
 // the range's platform cannot delete.
 import type { Db } from '../db/client';
-import { formatIPv4, formatIPv6, parseIPv4 } from '../address';
+import { formatIPv4, formatIPv6 } from '../address';
+import { type Family, poolDnsIPv4, poolReservationsOverlapping } from './pool-space';
 import type { ActionContext } from './context';
 import type { RangeSpec } from './range-spec';
 import { type RangeRow } from './range-queries';
@@ -60,25 +61,20 @@ export async function keptInsideSpan(
     kept.push([BigInt(k.first), BigInt(k.last)]);
   }
   if (spec.ip4First !== null) {
-    for (const d of poolDns.split(/[\s,]+/).filter((x) => /^\d+\.\d+\.\d+\.\d+$/.test(x))) {
-      const ip = parseIPv4(d);
+    for (const ip of poolDnsIPv4(poolDns)) {
       if (ip < spec.ip4First || ip >= spec.ip4First + spec.size) continue;
-      named.push(`${d} (the pool's DNS server)`);
+      named.push(`${formatIPv4(ip)} (the pool's DNS server)`);
       kept.push([BigInt(ip - spec.ip4First), BigInt(ip - spec.ip4First)]);
     }
   }
-  const spans: Array<[number, bigint]> = [];
+  const spans: Array<[Family, bigint]> = [];
   if (spec.ip4First !== null) spans.push([4, BigInt(spec.ip4First)]);
   if (spec.ip6First !== null) spans.push([6, spec.ip6First]);
   for (const [family, first] of spans) {
     const last = first + BigInt(spec.size) - 1n;
-    const { rows } = await db.query<{ first: string; last: string; reason: string }>(
-      `select greatest(r.first, $3::numeric)::text as first, least(r.last, $4::numeric)::text as last, r.reason from pgipam.pool_reservation r
-        where r.space_id = $1 and r.family = $2 and r.span && numrange($3::numeric, $4::numeric, '[]') order by r.first`,
-      [spaceId, family, first.toString(), last.toString()],
-    );
-    for (const r of rows) {
-      const [f, l] = [BigInt(r.first), BigInt(r.last)];
+    for (const r of await poolReservationsOverlapping(db, spaceId, family, first, last)) {
+      // the part inside the AR
+      const [f, l] = [r.first > first ? r.first : first, r.last < last ? r.last : last];
       const text = (x: bigint) => (family === 4 ? formatIPv4(Number(x)) : formatIPv6(x));
       named.push(`${f === l ? text(f) : `${text(f)} - ${text(l)}`} (reserved: ${r.reason})`);
       kept.push([f - first, l - first]);

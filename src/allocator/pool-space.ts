@@ -4,7 +4,7 @@
 // cost O(prefix length) index operations and never read the pool's existing subnets.
 import type { Db } from '../db/client';
 import { IpamError } from '../errors';
-import { formatIPv4, formatIPv6 } from '../address';
+import { formatIPv4, formatIPv6, parseIPv4 } from '../address';
 
 export type Family = 4 | 6;
 export const familyBits = (f: Family) => (f === 4 ? 32 : 128);
@@ -272,6 +272,16 @@ export async function poolReservationsOverlapping(
     [spaceId, family, first.toString(), last.toString()],
   );
   return rows.map((r) => ({ id: Number(r.id), family, first: BigInt(r.first), last: BigInt(r.last), reason: r.reason }));
+}
+
+// The IPv4 addresses among a pool's DNS servers ("10.0.0.2 10.0.0.3"): never handed to a VM
+// when they fall inside a range (carving places the AR around them, an explicit AR over them is
+// refused: issue 12).
+export function poolDnsIPv4(dns: string): number[] {
+  return dns
+    .split(/[\s,]+/)
+    .filter((d) => /^\d+\.\d+\.\d+\.\d+$/.test(d))
+    .map((d) => parseIPv4(d));
 }
 
 // Unique local addresses, fc00::/7: the AR gets ULA_PREFIX instead of GLOBAL_PREFIX.

@@ -163,8 +163,7 @@ async function usableSpan(db: Db, placed: Placement, ctx: ActionContext): Promis
 }
 
 function describeSpan(spec: RangeSpec): string {
-  const r = { ...spec, id: 0 } as unknown as Parameters<typeof addressAt>[0];
-  return spec.ip4First !== null || spec.ip6First !== null ? `${addressAt(r, 0)} - ${addressAt(r, spec.size - 1)}` : '';
+  return spec.ip4First !== null || spec.ip6First !== null ? `${addressAt(spec, 0)} - ${addressAt(spec, spec.size - 1)}` : '';
 }
 
 // Everything that can be checked before the database is touched; returns the AR's hold time.
