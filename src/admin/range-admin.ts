@@ -1,13 +1,12 @@
 // Ranges as the operator sees them: lists with their use, one range with its leases, removal by hand.
-import { releaseRangeVlans } from '../allocator/vlans';
 import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import { IpamError } from '../errors';
 import type { ActionContext } from '../allocator/context';
-import { type RangeRow, addressAt, deleteRange, describeRange, getRange, rangeUsage } from '../allocator/range-queries';
+import { type RangeRow, addressAt, describeRange, getRange, rangeUsage } from '../allocator/range-queries';
 import { lockPools, lockRange } from '../allocator/locks';
-import { recordHistory } from '../allocator/history';
-import { rangePoolIds, releaseRangeBlocks } from '../allocator/pool-space';
+import { rangePoolIds } from '../allocator/pool-space';
+import { dropRange } from '../allocator/unregister';
 
 export interface RangeInfo {
   range: RangeRow;
@@ -102,18 +101,7 @@ export async function removeRange(db: Db, id: number, force: boolean, ctx: Actio
     const active = (usage.byKind.lease ?? 0) + (usage.byKind.allocation ?? 0);
     if (active > 0 && !force)
       throw new IpamError('CONFLICT', `${describeRange(range)} still has ${active} leased addresses: use --force to remove it anyway`);
-    await releaseRangeBlocks(db, id);
-    await releaseRangeVlans(db, range, ctx);
-    await deleteRange(db, id);
-    await recordHistory(db, ctx, {
-      event: 'range_removed',
-      spaceId: range.spaceId,
-      rangeId: id,
-      firstIdx: 0,
-      size: range.size,
-      address: addressAt(range, 0),
-      detail: { released: usage.byKind, forced: force },
-    });
+    await dropRange(db, range, ctx, 'range_removed', { released: usage.byKind, forced: force });
     return { released: usage.used };
   });
 }

@@ -1,15 +1,15 @@
 // The repairs of `pgipam reconcile --fix` (admin/reconcile.ts says which and when): each one
 // transaction per range under the actions' locks (allocator/locks.ts), looking again under the
 // lock at what the snapshot said, and one history row per repair.
-import { releaseRangeVlans } from '../allocator/vlans';
 import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import type { ActionContext } from '../allocator/context';
 import { recordHistory } from '../allocator/history';
 import { cutLeases, giveFree, insertLease, leasesOverlapping, takeFree } from '../allocator/lease-queries';
 import { lockPools, lockRange } from '../allocator/locks';
-import { rangePoolIds, releaseRangeBlocks } from '../allocator/pool-space';
-import { type RangeRow, addressAt, deleteRange, rangeUsage } from '../allocator/range-queries';
+import { rangePoolIds } from '../allocator/pool-space';
+import { type RangeRow, addressAt, rangeUsage } from '../allocator/range-queries';
+import { dropRange } from '../allocator/unregister';
 import { registerAddressRange } from '../allocator/register';
 import { ONED_COMPUTED_ATTRIBUTES } from '../ar-attributes';
 import type { Drift } from '../oned-drift';
@@ -219,18 +219,7 @@ export async function removeOrphan(db: Db, f: Finding, cutoff: Date, ctx: Action
       f.action = `left: ${active} addresses are leased in it; if no oned uses it, "pgipam range rm ${range.id} --force"`;
       return;
     }
-    await releaseRangeBlocks(db, range.id);
-    await releaseRangeVlans(db, range, ctx);
-    await deleteRange(db, range.id);
-    await recordHistory(db, ctx, {
-      event: 'reconcile_range_removed',
-      spaceId: range.spaceId,
-      rangeId: range.id,
-      firstIdx: 0,
-      size: range.size,
-      address: addressAt(range, 0),
-      detail: { released: usage.byKind, created_at: range.createdAt.toISOString() },
-    });
+    await dropRange(db, range, ctx, 'reconcile_range_removed', { released: usage.byKind, created_at: range.createdAt.toISOString() });
     f.action = 'removed';
     f.repaired = true;
   });

@@ -7,7 +7,7 @@ import type { ActionContext } from './context';
 import { recordHistory } from './history';
 import { lockPools } from './locks';
 import { describeBlock, rangePoolIds, releaseRangeBlocks } from './pool-space';
-import { addressAt, deleteRange, describeRange, rangeUsage } from './range-queries';
+import { type RangeRow, addressAt, deleteRange, describeRange, rangeUsage } from './range-queries';
 import { parseRequest } from './parsed-request';
 import { releaseRangeVlans } from './vlans';
 import { findRangeId, lockNamedRange } from './range-resolution';
@@ -36,20 +36,34 @@ export async function unregisterAddressRange(db: Db, req: IpamRequest, ctx: Acti
       return { rangeId: null, released: 0 };
     }
     const usage = await rangeUsage(db, range.id);
-    const blocks = await releaseRangeBlocks(db, range.id);
-    const vlans = await releaseRangeVlans(db, range, ctx);
-    // recorded while the range exists: a platform writes history only about its own ranges
-    await recordHistory(db, ctx, {
-      event: 'range_unregistered',
-      spaceId: range.spaceId,
-      rangeId: range.id,
-      firstIdx: 0,
-      size: range.size,
-      address: addressAt(range, 0),
-      detail: { released: usage.byKind, returned_to_pool: blocks.map(describeBlock), vlans },
-    });
-    await deleteRange(db, range.id);
+    await dropRange(db, range, ctx, 'range_unregistered', { released: usage.byKind });
     ctx.log(`unregistered ${describeRange(range)}; released ${usage.used} leased, reserved or held addresses`);
     return { rangeId: range.id, released: usage.used };
   });
+}
+
+// Removes a range whose pools and row are locked (in the order of locks.ts), with everything it
+// holds: its subnets go back to their pools, its VLAN IDs to their VLAN pools, its leases with it.
+// unregister_address_range, "pgipam range rm" and "reconcile --fix" all remove ranges here, so
+// none can forget a part. One history row, recorded while the range exists: a platform writes
+// history only about its own ranges.
+export async function dropRange(
+  db: Db,
+  range: RangeRow,
+  ctx: ActionContext,
+  event: 'range_unregistered' | 'range_removed' | 'reconcile_range_removed',
+  detail: Record<string, unknown>,
+): Promise<void> {
+  const blocks = await releaseRangeBlocks(db, range.id);
+  const vlans = await releaseRangeVlans(db, range, ctx);
+  await recordHistory(db, ctx, {
+    event,
+    spaceId: range.spaceId,
+    rangeId: range.id,
+    firstIdx: 0,
+    size: range.size,
+    address: addressAt(range, 0),
+    detail: { ...detail, returned_to_pool: blocks.map(describeBlock), vlans },
+  });
+  await deleteRange(db, range.id);
 }
