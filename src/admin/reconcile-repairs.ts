@@ -5,12 +5,13 @@ import type { Db } from '../db/client';
 import { withTransaction } from '../db/client';
 import type { ActionContext } from '../allocator/context';
 import { recordHistory } from '../allocator/history';
-import { cutLeases, giveFree, insertLease, leasesOverlapping, takeFree } from '../allocator/lease-queries';
+import { cutLeases, insertLease, leasesOverlapping, takeFree } from '../allocator/lease-queries';
 import { lockPools, lockRange } from '../allocator/locks';
 import { rangePoolIds } from '../allocator/pool-space';
 import { type RangeRow, addressAt, rangeUsage } from '../allocator/range-queries';
 import { dropRange } from '../allocator/unregister';
 import { registerAddressRange } from '../allocator/register';
+import { freeLeaseParts } from '../allocator/free-address';
 import { ONED_COMPUTED_ATTRIBUTES } from '../ar-attributes';
 import type { Drift } from '../oned-drift';
 import type { OnedAddressRange, OnedLeaseOwner, OnedNetwork } from '../oned-view';
@@ -178,26 +179,12 @@ async function freeOld(db: Db, range: RangeRow, d: Extract<Drift, { kind: 'leake
     (l) => (l.kind === 'lease' || l.kind === 'allocation') && l.createdAt < cutoff,
   );
   if (!old.length) return 0;
-  await cutLeases(db, range.id, old, d.first, d.last);
-  let freed = 0;
-  for (const l of old) {
-    const f = Math.max(l.firstIdx, d.first);
-    const la = Math.min(l.lastIdx, d.last);
-    freed += la - f + 1;
-    if (range.holdSeconds > 0)
-      await insertLease(db, range.id, [f, la], 'hold', ctx, { holdSeconds: range.holdSeconds, note: 'freed by reconcile' });
-    else await giveFree(db, range.id, f, la);
-    await recordHistory(db, ctx, {
-      event: 'reconcile_freed',
-      spaceId: range.spaceId,
-      rangeId: range.id,
-      firstIdx: f,
-      size: la - f + 1,
-      address: addressAt(range, f),
-      detail: { oned_network: d.networkId, oned_ar: d.arId, was: l.kind, since: l.createdAt.toISOString() },
-    });
-  }
-  return freed;
+  const parts = await freeLeaseParts(db, range, old, [d.first, d.last], ctx, {
+    note: () => 'freed by reconcile',
+    event: 'reconcile_freed',
+    detail: (l) => ({ oned_network: d.networkId, oned_ar: d.arId, was: l.kind, since: l.createdAt.toISOString() }),
+  });
+  return parts.reduce((n, [f, la]) => n + la - f + 1, 0);
 }
 
 export async function removeOrphan(db: Db, f: Finding, cutoff: Date, ctx: ActionContext): Promise<void> {

@@ -4,7 +4,7 @@ import { type Db, withTransaction } from '../db/client';
 import type { IpamRequest } from '../ipam-request';
 import type { ActionContext } from './context';
 import { recordHistory } from './history';
-import { cutLeases, giveFree, insertLease, leasesOverlapping } from './lease-queries';
+import { type LeaseRow, cutLeases, giveFree, insertLease, leasesOverlapping } from './lease-queries';
 import { type RangeRow, addressAt } from './range-queries';
 import { parseRequest } from './parsed-request';
 import { resolveRange } from './range-resolution';
@@ -51,32 +51,49 @@ export async function freeAddress(db: Db, req: IpamRequest, ctx: ActionContext):
       ctx.log(`${text} was already free in range ${range.id}`);
       return { rangeId: range.id, freed: 0 };
     }
-    await cutLeases(db, range.id, freeable, index, last);
+    const parts = await freeLeaseParts(db, range, freeable, [index, last], ctx, {
+      note: (l) => `freed from ${l.kind}`,
+      event: 'address_freed',
+      detail: (l) => ({ was: l.kind, hold_seconds: range.holdSeconds }),
+    });
+    const freed = parts.reduce((n, [f, la]) => n + la - f + 1, 0);
     const holdSecs = range.holdSeconds;
-    let freed = 0;
-    for (const l of freeable) {
-      const f = Math.max(l.firstIdx, index);
-      const la = Math.min(l.lastIdx, last);
-      freed += la - f + 1;
-      if (holdSecs > 0) {
-        await insertLease(db, range.id, [f, la], 'hold', ctx, { holdSeconds: holdSecs, note: `freed from ${l.kind}` });
-      } else {
-        await giveFree(db, range.id, f, la);
-      }
-      await recordHistory(db, ctx, {
-        event: 'address_freed',
-        spaceId: range.spaceId,
-        rangeId: range.id,
-        firstIdx: f,
-        size: la - f + 1,
-        address: addressAt(range, f),
-        detail: { was: l.kind, hold_seconds: holdSecs },
-      });
-    }
-    const spans = freeable.map((l) => spanText(range, Math.max(l.firstIdx, index), Math.min(l.lastIdx, last)));
+    const spans = parts.map(([f, la]) => spanText(range, f, la));
     ctx.log(
       `freed ${count === 1 ? text : `${spans.join(', ')} (${freed} of the ${count} addresses from ${text})`} in range ${range.id}${holdSecs > 0 ? ` (on hold for ${holdSecs}s)` : ''}`,
     );
     return { rangeId: range.id, freed };
   });
+}
+
+// Frees the parts of `leases` inside [first, last] as free_address frees: on hold for the
+// range's hold time, or back to the free extents; one history row each. Returns the parts.
+// reconcile --fix frees leaks here too (admin/reconcile-repairs.ts).
+export async function freeLeaseParts(
+  db: Db,
+  range: RangeRow,
+  leases: readonly LeaseRow[],
+  [first, last]: readonly [number, number],
+  ctx: ActionContext,
+  how: { note: (l: LeaseRow) => string; event: 'address_freed' | 'reconcile_freed'; detail: (l: LeaseRow) => Record<string, unknown> },
+): Promise<Array<[number, number]>> {
+  await cutLeases(db, range.id, leases, first, last);
+  const parts: Array<[number, number]> = [];
+  for (const l of leases) {
+    const f = Math.max(l.firstIdx, first);
+    const la = Math.min(l.lastIdx, last);
+    parts.push([f, la]);
+    if (range.holdSeconds > 0) await insertLease(db, range.id, [f, la], 'hold', ctx, { holdSeconds: range.holdSeconds, note: how.note(l) });
+    else await giveFree(db, range.id, f, la);
+    await recordHistory(db, ctx, {
+      event: how.event,
+      spaceId: range.spaceId,
+      rangeId: range.id,
+      firstIdx: f,
+      size: la - f + 1,
+      address: addressAt(range, f),
+      detail: how.detail(l),
+    });
+  }
+  return parts;
 }

@@ -127,7 +127,7 @@ export async function insertLease(
 }
 
 // Cuts [first, last] out of the given leases, keeping the parts outside it under the same lease.
-export async function cutLeases(db: Db, rangeId: number, leases: LeaseRow[], first: number, last: number): Promise<void> {
+export async function cutLeases(db: Db, rangeId: number, leases: readonly LeaseRow[], first: number, last: number): Promise<void> {
   for (const l of leases) {
     await db.query('delete from pgipam.lease where range_id = $1 and first_idx = $2', [rangeId, l.firstIdx]);
     const keep: Array<[number, number]> = [];
