@@ -89,34 +89,39 @@ export function onedLeasesOf(network: OnedNetwork, ar: OnedAddressRange, why: st
   });
 }
 
-function byRange(findings: readonly Finding[]): Map<number, Finding[]> {
-  const m = new Map<number, Finding[]>();
+// Each range of the findings in a transaction of its own, under its row lock (locks.ts), with its
+// findings; a range removed meanwhile leaves them, saying so.
+async function eachLockedRange(
+  db: Db,
+  findings: readonly Finding[],
+  repair: (range: RangeRow, list: readonly Finding[]) => Promise<void>,
+): Promise<void> {
+  const byRange = new Map<number, Finding[]>();
   for (const f of findings) {
-    let list = m.get(f.drift.rangeId);
-    if (!list) m.set(f.drift.rangeId, (list = []));
+    let list = byRange.get(f.drift.rangeId);
+    if (!list) byRange.set(f.drift.rangeId, (list = []));
     list.push(f);
   }
-  return m;
-}
-
-// Unknown leases become pgipam's, one range per transaction under its row lock, looked at again
-// there: an address leased meanwhile is pgipam's already, and stays as it is.
-export async function adopt(db: Db, findings: readonly Finding[], ctx: ActionContext): Promise<void> {
-  for (const [rangeId, list] of byRange(findings)) {
+  for (const [rangeId, list] of byRange) {
     await withTransaction(db, async () => {
       const range = await lockRange(db, rangeId);
-      if (!range) {
-        for (const f of list) f.action = 'left: the range is gone';
-        return;
-      }
-      for (const f of list) {
-        const d = f.drift as Extract<Drift, { kind: 'unknown' }>;
-        if (d.pgipam === 'reservation') continue;
-        f.action = await adoptOne(db, range, d, ctx);
-        f.repaired = f.action.startsWith('adopted');
-      }
+      if (range) return repair(range, list);
+      for (const f of list) f.action = 'left: the range is gone';
     });
   }
+}
+
+// Unknown leases become pgipam's, looked at again under the range's lock: an address leased
+// meanwhile is pgipam's already, and stays as it is.
+export async function adopt(db: Db, findings: readonly Finding[], ctx: ActionContext): Promise<void> {
+  await eachLockedRange(db, findings, async (range, list) => {
+    for (const f of list) {
+      const d = f.drift as Extract<Drift, { kind: 'unknown' }>;
+      if (d.pgipam === 'reservation') continue;
+      f.action = await adoptOne(db, range, d, ctx);
+      f.repaired = f.action.startsWith('adopted');
+    }
+  });
 }
 
 async function adoptOne(db: Db, range: RangeRow, d: Extract<Drift, { kind: 'unknown' }>, ctx: ActionContext): Promise<string> {
@@ -153,25 +158,18 @@ async function adoptOne(db: Db, range: RangeRow, d: Extract<Drift, { kind: 'unkn
 // Leaks are freed as free_address frees (on hold, when the range holds freed addresses), only
 // the part of them older than the cut-off, looked at again under the range's lock.
 export async function freeLeaks(db: Db, findings: readonly Finding[], cutoff: Date, ctx: ActionContext): Promise<void> {
-  for (const [rangeId, list] of byRange(findings)) {
-    await withTransaction(db, async () => {
-      const range = await lockRange(db, rangeId);
-      if (!range) {
-        for (const f of list) f.action = 'left: the range is gone';
-        return;
-      }
-      for (const f of list) {
-        const d = f.drift as Extract<Drift, { kind: 'leaked' }>;
-        const freed = await freeOld(db, range, d, cutoff, ctx);
-        f.repaired = freed === d.last - d.first + 1;
-        f.action = f.repaired
-          ? `freed${range.holdSeconds > 0 ? ` (on hold for ${range.holdSeconds}s)` : ''}`
-          : freed > 0
-            ? `freed ${freed} of ${d.last - d.first + 1}; the rest is younger than the grace period or leased anew`
-            : `left: leased after ${cutoff.toISOString()} (oned read minus the grace period); a later run frees it`;
-      }
-    });
-  }
+  await eachLockedRange(db, findings, async (range, list) => {
+    for (const f of list) {
+      const d = f.drift as Extract<Drift, { kind: 'leaked' }>;
+      const freed = await freeOld(db, range, d, cutoff, ctx);
+      f.repaired = freed === d.last - d.first + 1;
+      f.action = f.repaired
+        ? `freed${range.holdSeconds > 0 ? ` (on hold for ${range.holdSeconds}s)` : ''}`
+        : freed > 0
+          ? `freed ${freed} of ${d.last - d.first + 1}; the rest is younger than the grace period or leased anew`
+          : `left: leased after ${cutoff.toISOString()} (oned read minus the grace period); a later run frees it`;
+    }
+  });
 }
 
 async function freeOld(db: Db, range: RangeRow, d: Extract<Drift, { kind: 'leaked' }>, cutoff: Date, ctx: ActionContext): Promise<number> {
