@@ -10,6 +10,7 @@ import { SCHEMA_VERSION, checkSchemaAndPlatform, missingSchemaObjects } from '..
 import { coerceError } from '../errors';
 import { ACTION_NAMES } from '../ipam-actions';
 import { PGIPAM_VERSION } from '../version';
+import { lastReconcileRuns } from './reconcile';
 import { PUBLIC_SCHEMA_PROBLEM, checkDatabase, publicSchemaWritable } from './check';
 import { lookupUser } from './files';
 
@@ -192,16 +193,7 @@ async function usageChecks(db: Db): Promise<DoctorCheck[]> {
 
 // The last reconcile of each platform: drift it left, or none for too long.
 async function reconcileChecks(db: Db): Promise<DoctorCheck[]> {
-  const { rows } = await db.query<{
-    platform: string;
-    at: Date;
-    age_h: number;
-    found: Record<string, number>;
-    repaired: Record<string, number>;
-  }>(
-    `select distinct on (platform) platform, at, extract(epoch from now() - at)::float8 / 3600 as age_h, found, repaired
-       from pgipam.reconcile_run order by platform, at desc`,
-  );
+  const rows = await lastReconcileRuns(db);
   const ranged = await db.query<{ n: number }>('select count(*)::int as n from pgipam.address_range where not observed');
   if (!rows.length)
     return ranged.rows[0]!.n
@@ -222,7 +214,7 @@ async function reconcileChecks(db: Db): Promise<DoctorCheck[]> {
         'reconcile',
         `platform "${r.platform}": ${when} left ${left.map(([k, n]) => `${k} ${n}`).join(', ')}: see "pgipam reconcile"`,
       );
-    if (r.age_h > 26) return warn('reconcile', `platform "${r.platform}": ${when}, over a day ago; is the cron job running?`);
+    if (r.ageSeconds > 26 * 3600) return warn('reconcile', `platform "${r.platform}": ${when}, over a day ago; is the cron job running?`);
     return ok(
       'reconcile',
       `platform "${r.platform}": ${when}, in agreement${Object.values(r.found).some((n) => n > 0) ? ' after repairs' : ''}`,

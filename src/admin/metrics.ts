@@ -5,6 +5,7 @@ import { Gauge, Registry } from 'prom-client';
 import type { Db } from '../db/client';
 import { SCHEMA_VERSION, schemaVersion } from '../db/migrate';
 import { formatAddress, type Family } from '../allocator/pool-space';
+import { lastReconcileRuns } from './reconcile';
 
 export interface MetricsOptions {
   // the window for the action counts, in seconds
@@ -165,19 +166,10 @@ async function reconcileMetrics(db: Db, gauge: GaugeOf): Promise<void> {
   const repaired = gauge('pgipam_reconcile_repaired', 'drift the last reconcile repaired (--fix), by kind', ['platform', 'kind']);
   const at = gauge('pgipam_reconcile_last_run_timestamp_seconds', 'when the last reconcile ran', ['platform']);
   const took = gauge('pgipam_reconcile_duration_seconds', 'how long the last reconcile took', ['platform']);
-  const { rows } = await db.query<{
-    platform: string;
-    t: number;
-    ms: number;
-    found: Record<string, number>;
-    repaired: Record<string, number>;
-  }>(
-    `select distinct on (platform) platform, extract(epoch from at)::float8 as t, duration_ms as ms, found, repaired
-       from pgipam.reconcile_run order by platform, at desc`,
-  );
+  const rows = await lastReconcileRuns(db);
   for (const r of rows) {
-    at.set({ platform: r.platform }, r.t);
-    took.set({ platform: r.platform }, r.ms / 1000);
+    at.set({ platform: r.platform }, r.at.getTime() / 1000);
+    took.set({ platform: r.platform }, r.durationMs / 1000);
     for (const [kind, n] of Object.entries(r.found)) found.set({ platform: r.platform, kind }, n);
     for (const [kind, n] of Object.entries(r.repaired)) repaired.set({ platform: r.platform, kind }, n);
   }

@@ -297,6 +297,31 @@ function plannedAction(d: Drift, view: OnedView, o: ReconcileOptions): string {
   }
 }
 
+// The last run of each platform, as metrics and doctor report it.
+export interface LastReconcileRun {
+  platform: string;
+  at: Date;
+  ageSeconds: number; // on the database's clock
+  durationMs: number;
+  found: Record<string, number>;
+  repaired: Record<string, number>;
+}
+
+export async function lastReconcileRuns(db: Db): Promise<LastReconcileRun[]> {
+  const { rows } = await db.query<{
+    platform: string;
+    at: Date;
+    age: number;
+    ms: number;
+    found: Record<string, number>;
+    repaired: Record<string, number>;
+  }>(
+    `select distinct on (platform) platform, at, extract(epoch from now() - at)::float8 as age, duration_ms as ms, found, repaired
+       from pgipam.reconcile_run order by platform, at desc`,
+  );
+  return rows.map((r) => ({ platform: r.platform, at: r.at, ageSeconds: r.age, durationMs: r.ms, found: r.found, repaired: r.repaired }));
+}
+
 async function recordRun(db: Db, r: ReconcileReport): Promise<void> {
   await db.query(
     `insert into pgipam.reconcile_run (platform, oned_read_at, networks, oned_leases, found, repaired, fix, grace_seconds, duration_ms, pgipam_version)
