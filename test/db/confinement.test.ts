@@ -3,7 +3,8 @@
 // now fails with one clear line and changes nothing. Every test sets up what it needs.
 import crypto from 'node:crypto';
 import pg from 'pg';
-import { afterAll, afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { type TestPlatform, addTestPlatform, dropPlatformRoles } from '../support/platforms';
 import { addPlatform, grantPool, revokePool, scramVerifier } from '../../src/admin/platforms';
 import { checkDatabase } from '../../src/admin/check';
 import { parseTemplate } from '../../src/driver/template';
@@ -24,34 +25,15 @@ afterEach(async () => {
   await t?.drop();
   t = undefined;
 });
-afterAll(async () => {
-  // login roles are cluster-wide: remove the ones this file created
-  const admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
-  await admin.connect();
-  for (const r of roles) await admin.query(`drop role if exists ${pg.escapeIdentifier(r)}`);
-  await admin.end();
-});
+afterAll(() => dropPlatformRoles(roles));
 
-interface Platform {
-  name: string;
-  role: string;
-  url: string;
-}
+type Platform = TestPlatform;
 
 // A fresh database with platforms, each with its own login role.
 async function setup(label: string, names: string[]): Promise<{ t: TestDb; p: Record<string, Platform> }> {
   t = await createTestDatabase(label);
   const p: Record<string, Platform> = {};
-  for (const n of names) {
-    const name = `${n}-${crypto.randomBytes(3).toString('hex')}`;
-    const password = crypto.randomBytes(12).toString('hex');
-    const info = await addPlatform(t.db, name, { password }, ctx);
-    roles.push(info.role!);
-    const u = new URL(t.url);
-    u.username = info.role!;
-    u.password = password;
-    p[n] = { name, role: info.role!, url: u.toString() };
-  }
+  for (const n of names) p[n] = await addTestPlatform(t, n, roles, ctx);
   return { t, p };
 }
 

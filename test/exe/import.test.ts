@@ -9,7 +9,7 @@ import { parseTemplate } from '../../src/driver/template';
 import { type TestDb, checkConsistency, createTestDatabase, snapshot } from '../support/db';
 import { EMPTY_ADDRESS, actionData, arXmlFormA, toBase64 } from '../support/oned-sim';
 import { snapshotFiles } from '../support/oned-requests';
-import { runActionProcess, runCliProcess } from '../support/processes';
+import { runActionProcess, runCliLine } from '../support/processes';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgipam-import-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -20,10 +20,7 @@ afterEach(async () => {
   t = undefined;
 });
 
-async function cli(env: Record<string, string>, args: string[]) {
-  const r = await runCliProcess(args, env);
-  return { code: r.code, stdout: r.stdout, stderr: r.stderr.replace(/\n$/, '') };
-}
+const cli = runCliLine;
 
 const register = (env: Record<string, string>, ar: Record<string, string>) =>
   runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...ar }), EMPTY_ADDRESS)), env);

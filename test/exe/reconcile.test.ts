@@ -9,7 +9,7 @@ import { withDatabase } from '../global-setup';
 import { type TestDb, checkConsistency, createTestDatabase, snapshot } from '../support/db';
 import { injectDrift } from '../support/drift';
 import { ONED_FIXTURES, replayOnedSession, snapshotFiles } from '../support/oned-requests';
-import { runCliProcess } from '../support/processes';
+import { runCliLine } from '../support/processes';
 import { makeRng, seedFromEnv } from '../support/random';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgipam-reconcile-'));
@@ -28,10 +28,7 @@ async function replayed(label: string, last: string): Promise<{ t: TestDb; env: 
   return { t, env };
 }
 
-async function cli(env: Record<string, string>, args: string[], input = '') {
-  const r = await runCliProcess(args, env, input);
-  return { code: r.code, stdout: r.stdout, stderr: r.stderr.replace(/\n$/, '') };
-}
+const cli = runCliLine;
 
 describe('reconcile against what the real oned printed', () => {
   it('finds the replayed session in agreement with snapshot-1 (reservation vnet, hold, carved range) and snapshot-2', async () => {

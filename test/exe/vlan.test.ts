@@ -1,13 +1,11 @@
 // VLAN pools (issue 12): a carved network takes its own VLAN ID with its subnet, in one
 // transaction; the database holds one holder per ID per domain, also when platforms race.
-import crypto from 'node:crypto';
-import pg from 'pg';
-import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parseTemplate } from '../../src/driver/template';
-import { addPlatform } from '../../src/admin/platforms';
+import { addTestPlatform, dropPlatformRoles } from '../support/platforms';
 import { type TestDb, checkConsistency, createTestDatabase, snapshot } from '../support/db';
 import { EMPTY_ADDRESS, actionData, arXmlFormA, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
-import { runActionProcess, runCliProcess } from '../support/processes';
+import { runActionProcess, runCliLine, runCliProcess } from '../support/processes';
 
 let t: TestDb | undefined;
 const roles: string[] = [];
@@ -15,17 +13,9 @@ afterEach(async () => {
   await t?.drop();
   t = undefined;
 });
-afterAll(async () => {
-  const admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
-  await admin.connect();
-  for (const r of roles) await admin.query(`drop role if exists ${pg.escapeIdentifier(r)}`);
-  await admin.end();
-});
+afterAll(() => dropPlatformRoles(roles));
 
-async function cli(env: Record<string, string>, args: string[]) {
-  const r = await runCliProcess(args, env);
-  return { code: r.code, stdout: r.stdout, stderr: r.stderr.replace(/\n$/, '') };
-}
+const cli = runCliLine;
 
 const register = (env: Record<string, string>, ar: Record<string, string>, id = '7') =>
   runActionProcess('register_address_range', toBase64(actionData(arXmlFormA({ IPAM_MAD: 'pgipam', ...ar }), EMPTY_ADDRESS)), env, [id]);
@@ -128,14 +118,8 @@ describe('VLAN pools', () => {
     const ctx = { requestId: 't', platform: 'default', log: () => {} };
     const envs: Array<Record<string, string>> = [];
     for (const n of ['zone-a', 'zone-b']) {
-      const name = `${n}-${crypto.randomBytes(3).toString('hex')}`;
-      const password = crypto.randomBytes(12).toString('hex');
-      const info = await addPlatform(t.db, name, { password }, ctx);
-      roles.push(info.role!);
-      const u = new URL(t.url);
-      u.username = info.role!;
-      u.password = password;
-      envs.push({ PGIPAM_DATABASE_URL: u.toString() });
+      const { name, url } = await addTestPlatform(t, n, roles, ctx);
+      envs.push({ PGIPAM_DATABASE_URL: url });
       // without a grant, the restricted VLAN pool is refused
       const denied = await register(envs[envs.length - 1]!, { TYPE: 'IP4', SIZE: '5', PGIPAM_POOL: 'shared' });
       expect(denied.reason).toBe(`platform "${name}" may not use VLAN pool "edge": grant it with "pgipam vlan-pool grant edge ${name}"`);

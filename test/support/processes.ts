@@ -89,3 +89,9 @@ export async function runCliProcess(args: string[], env: NodeJS.ProcessEnv, inpu
   const r = await runProcess(CLI, args, input, env, {});
   return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
+
+// The CLI with its stderr's final newline dropped, so that its one error line compares whole.
+export async function runCliLine(env: NodeJS.ProcessEnv, args: string[], input = ''): Promise<CliRun> {
+  const r = await runCliProcess(args, env, input);
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr.replace(/\n$/, '') };
+}
