@@ -1,5 +1,5 @@
 // allocate_address: oned wants a specific address (IP, IP6 or MAC, plus SIZE) marked as used.
-import { ACTION_DEFINITIONS } from '../src/driver/action-definitions';
+import { ALLOCATE_ADDRESS } from '../src/driver/actions/allocate-address';
 import { actionProcessMain } from '../src/driver/action-runner';
 
-actionProcessMain(ACTION_DEFINITIONS.allocate_address);
+actionProcessMain(ALLOCATE_ADDRESS);

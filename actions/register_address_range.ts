@@ -1,5 +1,5 @@
 // register_address_range: oned registers an AR whose IPAM_MAD names this driver.
-import { ACTION_DEFINITIONS } from '../src/driver/action-definitions';
+import { REGISTER_ADDRESS_RANGE } from '../src/driver/actions/register-address-range';
 import { actionProcessMain } from '../src/driver/action-runner';
 
-actionProcessMain(ACTION_DEFINITIONS.register_address_range);
+actionProcessMain(REGISTER_ADDRESS_RANGE);

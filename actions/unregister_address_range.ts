@@ -1,5 +1,5 @@
 // unregister_address_range: oned removes an AR (onevnet rmar, onevnet delete).
-import { ACTION_DEFINITIONS } from '../src/driver/action-definitions';
+import { UNREGISTER_ADDRESS_RANGE } from '../src/driver/actions/unregister-address-range';
 import { actionProcessMain } from '../src/driver/action-runner';
 
-actionProcessMain(ACTION_DEFINITIONS.unregister_address_range);
+actionProcessMain(UNREGISTER_ADDRESS_RANGE);

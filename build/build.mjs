@@ -26,6 +26,20 @@ const common = {
   logLevel: 'warning',
 };
 
+// The actions get src/db/pg-crypto.ts in place of node-postgres's crypto helpers: node:crypto
+// loaded when a login needs it, not at start-up (see that file).
+const lazyPgCrypto = {
+  name: 'pgipam-lazy-pg-crypto',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/utils$/ }, (args) =>
+      /[\\/]node_modules[\\/]pg[\\/]lib[\\/]crypto$/.test(args.resolveDir) ? { path: path.join(root, 'src/db/pg-crypto.ts') } : undefined,
+    );
+    b.onResolve({ filter: /^\.\/crypto\/utils$/ }, (args) =>
+      /[\\/]node_modules[\\/]pg[\\/]lib$/.test(args.resolveDir) ? { path: path.join(root, 'src/db/pg-crypto.ts') } : undefined,
+    );
+  },
+};
+
 const remotes = path.join(root, 'remotes/ipam/pgipam');
 fs.mkdirSync(remotes, { recursive: true });
 // code caches the actions wrote beside themselves (build/action-loader.js): never packed or kept
@@ -43,7 +57,12 @@ await Promise.all([
       // fetch stack (undici) at start-up, which costs tens of milliseconds per process.
       minify: true,
       define: { ...common.define, Response: 'undefined' },
+      plugins: [lazyPgCrypto],
+      metafile: true,
     });
+    const inputs = Object.keys(built.metafile.inputs);
+    if (!inputs.some((f) => f.endsWith('src/db/pg-crypto.ts')) || inputs.some((f) => /pg\/lib\/crypto\/utils/.test(f)))
+      throw new Error(`${name}: node-postgres's crypto helpers were not replaced (has pg changed its layout?)`);
     // the executable: the loader (build/action-loader.js, V8's code cache), then the bundle as a string
     const bundle = built.outputFiles[0].text;
     const hash = crypto.createHash('sha256').update(bundle).digest('hex').slice(0, 12);

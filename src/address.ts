@@ -4,7 +4,13 @@
 //   IPv6  : high 96 bits of AR.IP6, low 32 bits = (low32(AR.IP6) + index) mod 2^32  (no carry)
 //   MAC   : high 16 bits of AR.MAC, low 32 bits = (low32(AR.MAC) + index) mod 2^32   (no carry)
 // oned keeps SIZE and indices as unsigned int, so an AR holds at most 2^32 - 1 addresses.
-import { Address6 } from 'ip-address';
+import type * as IpAddress from 'ip-address';
+
+// ip-address is loaded when an IPv6 address is first parsed or printed: most actions never touch
+// one, and it is an eighth of an action's bundle to load at every start.
+let ipAddress: typeof IpAddress | undefined;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const address6 = () => (ipAddress ??= require('ip-address') as typeof IpAddress).Address6;
 import { badRequest } from './errors';
 
 // oned parses SIZE into an unsigned int: 4294967296 is "Wrong SIZE for address range". A larger SIZE
@@ -34,14 +40,14 @@ export function formatIPv4(n: number): string {
 
 // A plain IPv6 address: no prefix length, no zone index.
 export function parseIPv6(text: string, what = 'IP6'): bigint {
-  if (text.length > 45 || !/^[0-9A-Fa-f:.]+$/.test(text) || !text.includes(':') || !Address6.isValid(text)) {
+  if (text.length > 45 || !/^[0-9A-Fa-f:.]+$/.test(text) || !text.includes(':') || !address6().isValid(text)) {
     throw badRequest(`${what} "${text}" is not a valid IPv6 address`);
   }
-  return new Address6(text).bigInt();
+  return new (address6())(text).bigInt();
 }
 
 export function formatIPv6(n: bigint): string {
-  return Address6.fromBigInt(n).correctForm();
+  return address6().fromBigInt(n).correctForm();
 }
 
 export function parseMac(text: string, what = 'MAC'): number {

@@ -4,6 +4,7 @@ import { type Db, withTransaction } from '../db/client';
 import { IpamError } from '../errors';
 import type { IpamRequest } from '../ipam-request';
 import type { ActionContext } from './context';
+import { allocateAddressOneTrip } from './one-trip';
 import { recordHistory } from './history';
 import { type LeaseRow, cutLeases, giveFree, insertLease, leasesOverlapping, releaseExpiredHolds, takeFree } from './lease-queries';
 import { type RangeRow, addressAt } from './range-queries';
@@ -30,7 +31,14 @@ export interface AllocateResult extends AddressResult {
   wasHeld: boolean;
 }
 
+// One round trip when the function of migration 11 can do it (one-trip.ts), else one transaction.
 export async function allocateAddress(db: Db, req: IpamRequest, ctx: ActionContext): Promise<AllocateResult> {
+  return (await allocateAddressOneTrip(db, req, ctx)) ?? allocateAddressInTransaction(db, req, ctx);
+}
+
+// The reference for every case and every refusal: the range's lock, the checks, the work, in one
+// transaction (a few round trips).
+export async function allocateAddressInTransaction(db: Db, req: IpamRequest, ctx: ActionContext): Promise<AllocateResult> {
   const { ar, address } = parseRequest(req);
   const count = address.count.value();
   return withTransaction(db, async () => {

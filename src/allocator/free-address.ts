@@ -3,6 +3,7 @@
 import { type Db, withTransaction } from '../db/client';
 import type { IpamRequest } from '../ipam-request';
 import type { ActionContext } from './context';
+import { freeAddressOneTrip } from './one-trip';
 import { recordHistory } from './history';
 import { type LeaseRow, cutLeases, giveFree, insertLease, leasesOverlapping } from './lease-queries';
 import { type RangeRow, addressAt } from './range-queries';
@@ -20,7 +21,14 @@ function spanText(range: RangeRow, first: number, last: number): string {
   return first === last ? addressAt(range, first) : `${addressAt(range, first)} - ${addressAt(range, last)}`;
 }
 
+// One round trip when the function of migration 11 can do it (one-trip.ts), else one transaction.
 export async function freeAddress(db: Db, req: IpamRequest, ctx: ActionContext): Promise<FreeResult> {
+  return (await freeAddressOneTrip(db, req, ctx)) ?? freeAddressInTransaction(db, req, ctx);
+}
+
+// The reference for every case and every refusal: the range's lock, the checks, the work, in one
+// transaction (a few round trips).
+export async function freeAddressInTransaction(db: Db, req: IpamRequest, ctx: ActionContext): Promise<FreeResult> {
   const { ar, address } = parseRequest(req);
   const count = address.count.value();
   return withTransaction(db, async () => {

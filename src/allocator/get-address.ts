@@ -3,6 +3,7 @@ import { type Db, withTransaction } from '../db/client';
 import { IpamError, badRequest } from '../errors';
 import type { IpamRequest } from '../ipam-request';
 import type { ActionContext } from './context';
+import { getAddressOneTrip } from './one-trip';
 import { formatIPv4 } from '../address';
 import { releaseExpiredHolds, leaseFirstFit } from './lease-queries';
 import { hasIPv4 } from './range-spec';
@@ -18,7 +19,14 @@ export interface AddressResult {
   ip: string;
 }
 
+// One round trip when the function of migration 11 can do it (one-trip.ts), else one transaction.
 export async function getAddress(db: Db, req: IpamRequest, ctx: ActionContext): Promise<AddressResult> {
+  return (await getAddressOneTrip(db, req, ctx)) ?? getAddressInTransaction(db, req, ctx);
+}
+
+// The reference for every case and every refusal: the range's lock, the checks, the work, in one
+// transaction (a few round trips).
+export async function getAddressInTransaction(db: Db, req: IpamRequest, ctx: ActionContext): Promise<AddressResult> {
   const { ar, address } = parseRequest(req);
   const count = address.count.value();
   return withTransaction(db, async () => {

@@ -54,7 +54,7 @@ export async function lockPools(db: Db, poolIds: Iterable<number>): Promise<void
 
 // A lock wait that ran out (55P03) says how long it waited, for what, and which setting decides:
 // the holder may be another action, a CLI command or a person's psql session (pg_locks says who).
-function lockTimeout(e: unknown, db: Db, what: string): unknown {
+export function lockTimeout(e: unknown, db: Db, what: string): unknown {
   if ((e as { code?: string }).code !== '55P03') return e;
   const ms = db.pgipamConfig?.lockTimeoutMs;
   return new IpamError(

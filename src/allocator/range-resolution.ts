@@ -31,16 +31,26 @@ export async function resolveRange(db: Db, ar: ArReference, mode: 'no key update
   return id === null ? null : lockNamedRange(db, id, ar, mode, platform);
 }
 
-// The id of the range the AR names, without locking it (null: no such range).
-export async function findRangeId(db: Db, ar: ArReference): Promise<number | null> {
-  if (ar.rangeId) return ar.rangeId.value();
+// How the AR names its range: by the PGIPAM_RANGE_ID register gave it, or by its first address
+// in its space (IP on IPv4-bearing types, else IP6 on static IPv6 types, else MAC).
+export type RangeLookup = { rangeId: number } | { space: string; ip4?: number; ip6?: bigint; mac?: number };
+
+export function rangeLookup(ar: ArReference): RangeLookup {
+  if (ar.rangeId) return { rangeId: ar.rangeId.value() };
   if (!ar.type) throw badRequest('AR has no TYPE: expected one of ETHER, IP4, IP6, IP6_STATIC, IP4_6, IP4_6_STATIC');
   const type = ar.type.value();
-  const spaceId = await spaceIdByName(db, ar.space.value());
-  if (hasIPv4(type) && ar.ip4) return findRangeByFirst(db, spaceId, { ip4: ar.ip4.value() });
-  if (hasStaticIPv6(type) && ar.ip6) return findRangeByFirst(db, spaceId, { ip6: ar.ip6.value() });
-  if (ar.mac) return findRangeByFirst(db, spaceId, { mac: ar.mac.value() });
+  const space = ar.space.value();
+  if (hasIPv4(type) && ar.ip4) return { space, ip4: ar.ip4.value() };
+  if (hasStaticIPv6(type) && ar.ip6) return { space, ip6: ar.ip6.value() };
+  if (ar.mac) return { space, mac: ar.mac.value() };
   throw badRequest('AR has neither PGIPAM_RANGE_ID nor an IP, IP6 or MAC to find its pgipam range by');
+}
+
+// The id of the range the AR names, without locking it (null: no such range).
+export async function findRangeId(db: Db, ar: ArReference): Promise<number | null> {
+  const key = rangeLookup(ar);
+  if ('rangeId' in key) return key.rangeId;
+  return findRangeByFirst(db, await spaceIdByName(db, key.space), key);
 }
 
 // Locks the range and checks that the AR describes it and that it is the platform's.

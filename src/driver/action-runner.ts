@@ -4,9 +4,19 @@ import { DEFAULT_ACTION_TIMEOUT_MS, loadConfig } from '../config';
 import { PGIPAM_VERSION } from '../version';
 import { routeProcessWarnings } from '../process-warnings';
 import { isCommitInFlight, withClient, type Db } from '../db/client';
+import { checkSchemaAndPlatform } from '../db/schema';
 import { type IpamError, coerceError, toOneLine } from '../errors';
 import type { ActionContext } from '../allocator/context';
-import { decodePayload, parseActionXml, readActionInput, readStream } from './request';
+import {
+  MAX_INPUT_BYTES,
+  decodePayload,
+  parseActionXml,
+  readActionInput,
+  readPipedStdinNow,
+  readStream,
+  readStreamBytes,
+  stdinIsTerminal,
+} from './request';
 import { type IpamRequest } from '../ipam-request';
 
 import type { ActionName } from '../ipam-actions';
@@ -21,12 +31,19 @@ export interface ActionDefinition {
   help: string;
   // Runs the library call and returns the reply for stdout ('' for actions oned ignores).
   run: (db: Db, req: IpamRequest, ctx: ActionContext) => Promise<string>;
+  // The same in one round trip, before the schema check (allocator/one-trip.ts), or null when
+  // run must do it.
+  oneTrip?: (db: Db, req: IpamRequest, ctx: ActionContext) => Promise<string | null>;
 }
 
 export interface ActionIo {
   argv: string[];
   env: NodeJS.ProcessEnv;
   stdin: NodeJS.ReadStream;
+  // the process's own stdin: what its pipe already holds, read without waiting (request.ts), and
+  // whether it is a terminal, both without creating process.stdin, which costs milliseconds
+  readStdinNow?: () => { data: Buffer; complete: boolean } | null;
+  stdinIsTty?: () => boolean;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   // Sees the error behind a failure (tests use it to tell expected refusals from bugs).
@@ -75,9 +92,15 @@ export async function executeAction(
   const envLimit = io.env.PGIPAM_ACTION_TIMEOUT_MS;
   arm(envLimit && /^\d{1,7}$/.test(envLimit) && Number(envLimit) > 0 ? Number(envLimit) : DEFAULT_ACTION_TIMEOUT_MS);
   try {
-    const input = await readActionInput(io.argv, () => readStream(io.stdin), Boolean(io.stdin.isTTY));
+    const input = await readActionInput(
+      io.argv,
+      () => readStdin(io),
+      () => (io.stdinIsTty ? io.stdinIsTty() : Boolean(io.stdin.isTTY)),
+    );
+    const inputReadAt = msSinceStart();
     requestId = input.requestId.replace(/[^0-9-]/g, '').slice(0, 20) || '-';
     const req = parseActionXml(decodePayload(input.payload));
+    const parsedAt = msSinceStart();
     const config = loadConfig(io.env);
     arm(config.actionTimeoutMs);
     phase = 'working on the database';
@@ -91,9 +114,14 @@ export async function executeAction(
       platform: config.platform,
       log: (message) => logLines.push(`INFO: ${logPrefix} ${toOneLine(message)}\n`),
     };
-    const timings = io.env.PGIPAM_DEBUG ? new ActionTimings() : null;
-    const reply = await withClient(config, { applicationName: `pgipam/${def.name}` }, async (db) => {
+    const timings = io.env.PGIPAM_DEBUG ? new ActionTimings(inputReadAt, parsedAt) : null;
+    // An action with a one-trip path connects without the schema check: its function checks the
+    // schema version itself, and when it declines the check runs before the transactional path.
+    const reply = await withClient(config, { applicationName: `pgipam/${def.name}`, skipSchemaCheck: Boolean(def.oneTrip) }, async (db) => {
       timings?.connected(db);
+      const fast = def.oneTrip ? await def.oneTrip(db, req, ctx) : null;
+      if (fast !== null) return fast;
+      if (def.oneTrip) db.pgipamPlatform = await checkSchemaAndPlatform(db, config.platform);
       const actionCtx = { ...ctx, platform: db.pgipamPlatform ?? config.platform };
       try {
         return await def.run(db, req, actionCtx);
@@ -119,37 +147,51 @@ export async function executeAction(
   }
 }
 
+async function readStdin(io: ActionIo): Promise<string> {
+  const now = io.readStdinNow?.();
+  if (!now) return readStream(io.stdin);
+  if (now.complete) return now.data.toString('utf8');
+  return Buffer.concat([now.data, await readStreamBytes(io.stdin, MAX_INPUT_BYTES - now.data.length)]).toString('utf8');
+}
+
 // Where one action's time goes, for PGIPAM_DEBUG and the benchmark: from the process's start to
 // the first line of pgipam's code (Node's start-up and the bundle's load), connecting (TCP or
 // socket, TLS, authentication, the session settings and the schema check), and each round trip
 // after that with the statements it carried.
 // when the bundle had loaded this far (Node's start-up and the code before it)
-const MODULE_EVALUATED_AT = performance.now();
+// process.uptime and not performance.now: the global performance loads perf_hooks and eight
+// modules more at start-up
+const msSinceStart = () => process.uptime() * 1000;
+const MODULE_EVALUATED_AT = msSinceStart();
 
 class ActionTimings {
-  private readonly requestReadAt = performance.now();
+  private readonly configAt = msSinceStart();
+  constructor(
+    private readonly inputReadAt: number,
+    private readonly parsedAt: number,
+  ) {}
   private connectedAt = 0;
   private readonly trips: number[] = [];
   private statements = 0;
 
   connected(db: { query: (...args: never[]) => unknown }): void {
-    this.connectedAt = performance.now();
+    this.connectedAt = msSinceStart();
     const query = db.query.bind(db) as (...args: unknown[]) => Promise<unknown>;
     (db as { query: unknown }).query = async (...args: unknown[]) => {
-      const t0 = performance.now();
+      const t0 = msSinceStart();
       const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string })?.text ?? '');
       this.statements += Math.max(1, text.split(';').filter((x) => x.trim() !== '').length);
       try {
         return await query(...args);
       } finally {
-        this.trips.push(performance.now() - t0);
+        this.trips.push(msSinceStart() - t0);
       }
     };
   }
 
   text(): string {
     const ms = (n: number) => n.toFixed(1);
-    return `timings: start to code ${ms(MODULE_EVALUATED_AT)} ms, request read ${ms(this.requestReadAt - MODULE_EVALUATED_AT)} ms, connect ${ms(this.connectedAt - this.requestReadAt)} ms, ${this.trips.length} round trips (${this.statements} statements): ${this.trips.map(ms).join(' ')} ms, total ${ms(performance.now())} ms`;
+    return `timings: start to code ${ms(MODULE_EVALUATED_AT)} ms, stdin read ${ms(this.inputReadAt - MODULE_EVALUATED_AT)} ms, request parsed ${ms(this.parsedAt - this.inputReadAt)} ms, config ${ms(this.configAt - this.parsedAt)} ms, connect ${ms(this.connectedAt - this.configAt)} ms, ${this.trips.length} round trips (${this.statements} statements): ${this.trips.map(ms).join(' ')} ms, total ${ms(msSinceStart())} ms`;
   }
 }
 
@@ -185,13 +227,28 @@ async function recordRefusal(db: Db, action: ActionName, e: unknown, ctx: Action
 // The process entry of the five executables (actions/*.ts): exit code from executeAction.
 export function actionProcessMain(def: ActionDefinition): void {
   routeProcessWarnings(`pgipam ${def.name}`);
-  executeAction(def).then(
-    (code) => {
-      process.exitCode = code;
+  const io: ActionIo = {
+    argv: process.argv.slice(2),
+    env: process.env,
+    // created only when read from (a terminal, a socket, or a pipe still being written)
+    get stdin() {
+      return process.stdin;
     },
+    readStdinNow: readPipedStdinNow,
+    stdinIsTty: stdinIsTerminal,
+    stdout: process.stdout,
+    stderr: process.stderr,
+  };
+  // Ends the process as soon as the action is done, instead of letting Node tear its environment
+  // down piece by piece (several milliseconds of a process that lives for one action). Safe here:
+  // the connection is closed by then, and on Linux writes to stdout and stderr (pipes, files,
+  // terminals) are synchronous, so nothing written is lost. 'exit' handlers still run (the code
+  // cache is written in one).
+  executeAction(def, io).then(
+    (code) => process.exit(code),
     (e) => {
       process.stderr.write(`${toOneLine(String((e as Error)?.message ?? e))}\n`);
-      process.exitCode = FAILURE_EXIT_CODE;
+      process.exit(FAILURE_EXIT_CODE);
     },
   );
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { migrate, SCHEMA_TABLES, SCHEMA_VERSION, schemaVersion, checkSchemaAndPlatform, missingSchemaObjects } from '../../src/db/migrate';
+import { migrate } from '../../src/db/migrate';
+import { SCHEMA_TABLES, SCHEMA_VERSION, schemaVersion, checkSchemaAndPlatform, missingSchemaObjects } from '../../src/db/schema';
 import { checkDatabase } from '../../src/admin/check';
 import { actionData, addressXml, arXmlFormB, toBase64 } from '../support/oned-sim';
 import { runActionProcess } from '../support/processes';

@@ -20,6 +20,8 @@ import { addVlanPool, formatVlanSpans, reserveVlans } from '../../src/admin/vlan
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 const ALLOCS = Number(process.env.BENCH_ALLOCS ?? 1000);
+// BENCH_ONLY=processes: the process timings alone (a minute instead of several)
+const ONLY_PROCESSES = process.env.BENCH_ONLY === 'processes';
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -27,12 +29,30 @@ const median = (xs: number[]) => {
 };
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
 
-function timeProcess(args: string[], input: string | undefined, env: NodeJS.ProcessEnv): number {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, args, { input, env, encoding: 'utf8' });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+// oned's MAD hands each action its request through a pipe and closes it; Node's spawn would give
+// the child a socket instead. So every process timed here, `node -e 0` included, gets a FIFO as
+// stdin that already holds its input and whose writer has closed, as an action's pipe is by the
+// time Node has started.
+const fifo = path.join(os.tmpdir(), `pgipam-bench-${process.pid}.fifo`);
+function spawnWithPipe(args: string[], input: string, env: NodeJS.ProcessEnv) {
+  if (!fs.existsSync(fifo)) spawnSync('mkfifo', [fifo]);
+  const rfd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const wfd = fs.openSync(fifo, fs.constants.O_WRONLY);
+    fs.writeSync(wfd, input);
+    fs.closeSync(wfd);
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(process.execPath, args, { stdio: [rfd, 'pipe', 'pipe'], env, encoding: 'utf8' });
+    return { ms: Number(process.hrtime.bigint() - t0) / 1e6, status: r.status, stderr: r.stderr };
+  } finally {
+    fs.closeSync(rfd);
+  }
+}
+
+function timeProcess(args: string[], input: string, env: NodeJS.ProcessEnv): number {
+  const r = spawnWithPipe(args, input, env);
   if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${r.stderr}`);
-  return ms;
+  return r.ms;
 }
 
 // Leases 99% of the first `count` addresses of a range, leaving 1% single-address holes spread
@@ -168,19 +188,15 @@ async function main() {
       PGIPAM_DATABASE_URL: server.url,
       PGIPAM_CONFIG: '/dev/null',
     };
-    out(`processes run with only ${Object.keys(env).join(', ')} in their environment (TCP to 127.0.0.1, password authentication)`);
+    out(
+      `processes run with only ${Object.keys(env).join(', ')} in their environment (TCP to 127.0.0.1, password authentication), their request in a pipe as oned gives it`,
+    );
     const actionInput = (addr: string) => toBase64(actionData(arXmlFormB(ar), addr));
     const getInput = actionInput(addressXml({ size: 1 }));
     const runAction = (name: string, input: string, id: number, extraEnv: NodeJS.ProcessEnv = {}) => {
-      const t0 = process.hrtime.bigint();
-      const r = spawnSync(process.execPath, [path.join(REMOTES, name), String(id)], {
-        input,
-        env: { ...env, ...extraEnv },
-        encoding: 'utf8',
-      });
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      const r = spawnWithPipe([path.join(REMOTES, name), String(id)], input, { ...env, ...extraEnv });
       if (r.status !== 0) throw new Error(`${name} failed: ${r.stderr}`);
-      return { ms, stderr: r.stderr };
+      return { ms: r.ms, stderr: r.stderr };
     };
     const times: Record<'node' | 'get' | 'allocate' | 'free' | 'uncached', number[]> = {
       node: [],
@@ -192,7 +208,7 @@ async function main() {
     for (let i = -3; i < RUNS; i++) {
       // one of each in turn, so that drift of the machine falls on all of them alike
       const addr = addressXml(addressForIndex(ar, 500_000 + (i + 3), 1, { fixedOned: true }));
-      const n = timeProcess(['-e', '0'], undefined, env);
+      const n = timeProcess(['-e', '0'], getInput, env);
       const g = runAction('get_address', getInput, 1000 + i).ms;
       const a = runAction('allocate_address', actionInput(addr), 2000 + i).ms;
       const f = runAction('free_address', actionInput(addr), 3000 + i).ms;
@@ -221,7 +237,8 @@ async function main() {
     let shape = '';
     for (let i = 0; i < RUNS; i++) {
       const line = /timings: (.*)$/m.exec(runAction('get_address', getInput, 4000 + i, { PGIPAM_DEBUG: '1' }).stderr)?.[1] ?? '';
-      for (const m of line.matchAll(/(start to code|request read|connect|total) ([\d.]+) ms/g)) (phases[m[1]!] ??= []).push(Number(m[2]));
+      for (const m of line.matchAll(/(start to code|stdin read|request parsed|config|connect|total) ([\d.]+) ms/g))
+        (phases[m[1]!] ??= []).push(Number(m[2]));
       const trips = /(\d+) round trips \((\d+) statements\): ([\d. ]+) ms/.exec(line);
       if (trips) {
         shape = `${trips[1]} round trips, ${trips[2]} statements`;
@@ -275,7 +292,8 @@ async function main() {
       `get_address as a platform role, SCRAM verifier of 4,096 iterations: median ${median(auth.slow.total).toFixed(1)} ms (connect ${median(auth.slow.connect).toFixed(1)} ms); of 16 iterations: median ${median(auth.fast.total).toFixed(1)} ms (connect ${median(auth.fast.connect).toFixed(1)} ms)`,
     );
 
-    // 2. library cost per allocation, one connection, one transaction per allocation
+    if (ONLY_PROCESSES) return;
+    // 2. library cost per allocation, one connection, one call per allocation
     const register = async (ip: string, size: number) =>
       (await registerAddressRange(db, { ar: { TYPE: 'IP4', IP: ip, SIZE: String(size), IPAM_MAD: 'pgipam' }, address: {} }, silentContext))
         .reply;
@@ -449,6 +467,7 @@ async function main() {
     out(`ratio VLAN pool 4000 taken / empty: ${(median(vf) / median(ve)).toFixed(2)}`);
     await db.end();
   } finally {
+    fs.rmSync(fifo, { force: true });
     await server.stop();
   }
 }

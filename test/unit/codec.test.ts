@@ -111,14 +111,20 @@ describe('where the request comes from', () => {
     throw new Error('stdin must not be read');
   };
   it('reads stdin and takes $1 as the request id (OpenNebula >= 5.10)', async () => {
-    expect(await readActionInput(['42'], async () => 'PAYLOAD', false)).toEqual({ payload: 'PAYLOAD', requestId: '42' });
+    expect(
+      await readActionInput(
+        ['42'],
+        async () => 'PAYLOAD',
+        () => false,
+      ),
+    ).toEqual({ payload: 'PAYLOAD', requestId: '42' });
   });
   it('takes $1 as the payload and $2 as the id for OpenNebula 5.2 - 5.8', async () => {
-    expect(await readActionInput(['PGlw', '7'], never, false)).toEqual({ payload: 'PGlw', requestId: '7' });
-    expect(await readActionInput(['PGlw'], never, false)).toEqual({ payload: 'PGlw', requestId: '-' });
+    expect(await readActionInput(['PGlw', '7'], never, () => false)).toEqual({ payload: 'PGlw', requestId: '7' });
+    expect(await readActionInput(['PGlw'], never, () => false)).toEqual({ payload: 'PGlw', requestId: '-' });
   });
   it('refuses to wait on a terminal', async () => {
-    await expect(readActionInput([], never, true)).rejects.toThrow(/pipe/);
+    await expect(readActionInput([], never, () => true)).rejects.toThrow(/pipe/);
   });
 });
 
