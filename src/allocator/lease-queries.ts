@@ -75,38 +75,15 @@ export async function leaseFirstFit(db: Db, range: RangeRow, count: number, limi
 }
 
 // Removes [first, last] from the free extents; returns false when it is not entirely free.
+// (The SQL is migration 11's, which the one-trip functions use too.)
 export async function takeFree(db: Db, rangeId: number, first: number, last: number): Promise<boolean> {
-  const { rows } = await db.query<{ first_idx: string; last_idx: string }>(
-    `delete from pgipam.free_extent f using (
-        select first_idx from pgipam.free_extent where range_id = $1 and first_idx <= $2 order by first_idx desc limit 1
-      ) e
-      where f.range_id = $1 and f.first_idx = e.first_idx and f.last_idx >= $3
-      returning f.first_idx::text, f.last_idx::text`,
-    [rangeId, first, last],
-  );
-  const e = rows[0];
-  if (!e) return false;
-  const pieces: Array<[number, number]> = [];
-  if (Number(e.first_idx) < first) pieces.push([Number(e.first_idx), first - 1]);
-  if (last < Number(e.last_idx)) pieces.push([last + 1, Number(e.last_idx)]);
-  if (pieces.length) {
-    await db.query(
-      `insert into pgipam.free_extent (range_id, first_idx, last_idx) select $1, f, l from unnest($2::int8[], $3::int8[]) as x(f, l)`,
-      [rangeId, pieces.map((p) => p[0]), pieces.map((p) => p[1])],
-    );
-  }
-  return true;
+  const { rows } = await db.query<{ taken: boolean }>('select pgipam.free_extent_take($1, $2, $3) as taken', [rangeId, first, last]);
+  return rows[0]!.taken;
 }
 
-// Returns [first, last] to the free extents, merged with its free neighbours in one statement.
+// Returns [first, last] to the free extents, merged with its free neighbours (migration 11).
 export async function giveFree(db: Db, rangeId: number, first: number, last: number): Promise<void> {
-  await db.query(
-    `with lo as (delete from pgipam.free_extent where range_id = $1 and last_idx = $2::int8 - 1 returning first_idx),
-          hi as (delete from pgipam.free_extent where range_id = $1 and first_idx = $3::int8 + 1 returning last_idx)
-     insert into pgipam.free_extent (range_id, first_idx, last_idx)
-     values ($1, coalesce((select first_idx from lo), $2::int8), coalesce((select last_idx from hi), $3::int8))`,
-    [rangeId, first, last],
-  );
+  await db.query('select pgipam.free_extent_give($1, $2, $3)', [rangeId, first, last]);
 }
 
 // holdSeconds: a hold's time, counted on the database's clock (the one that expires it), never
@@ -143,15 +120,11 @@ export async function cutLeases(db: Db, rangeId: number, leases: readonly LeaseR
   }
 }
 
-// Holds whose time is over become free again; called before looking for free space.
+// Holds whose time is over become free again; called before looking for free space (migration 11).
 export async function releaseExpiredHolds(db: Db, range: RangeRow): Promise<void> {
   // Holds are only made by ranges with a hold time, and a range's hold time never changes.
   if (range.holdSeconds === 0) return;
-  const { rows } = await db.query<{ first_idx: string; last_idx: string }>(
-    `delete from pgipam.lease where range_id = $1 and kind = 'hold' and held_until <= now() returning first_idx::text, last_idx::text`,
-    [range.id],
-  );
-  for (const r of rows) await giveFree(db, range.id, Number(r.first_idx), Number(r.last_idx));
+  await db.query('select pgipam.release_expired_holds($1)', [range.id]);
 }
 
 // The free sub-spans of [first, last] (reservations may overlap each other or leases).

@@ -83,7 +83,7 @@ describe(`one trip or one transaction: the same result (seed ${SEED}; replay wit
     }
     // oned's AR: the reply, plus the MAC oned gives an IPv4 AR (MAC_PREFIX and the IP)
     const macOf = (ip: string) => formatMac(0x02_00 * 2 ** 32 + parseIPv4(ip));
-    const arFor = (i: number) => ({ ...ars[i]!, ...(i === 1 ? { MAC: macOf(ars[i]!.IP!) } : {}) });
+    const arFor = (i: number): Record<string, string> => ({ ...ars[i]!, ...(i === 1 ? { MAC: macOf(ars[i]!.IP!) } : {}) });
     let oneTripRows = 0;
     for (let step = 0; step < 600; step++) {
       const which = rng.int(0, 1);
