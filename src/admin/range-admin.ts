@@ -51,9 +51,14 @@ export interface LeaseInfo {
   requestId: string | null;
   note: string | null;
   heldUntil: Date | null;
+  // "kind/name" of a lease for something that is not OpenNebula; null: OpenNebula's or an operator's
+  owner: string | null;
 }
 
-export async function listLeases(db: Db, filter: { rangeId?: number; kind?: string; limit?: number } = {}): Promise<LeaseInfo[]> {
+export async function listLeases(
+  db: Db,
+  filter: { rangeId?: number; kind?: string; owner?: string; limit?: number } = {},
+): Promise<LeaseInfo[]> {
   const { rows } = await db.query<{
     range_id: string;
     first_idx: string;
@@ -63,11 +68,13 @@ export async function listLeases(db: Db, filter: { rangeId?: number; kind?: stri
     request_id: string | null;
     note: string | null;
     held_until: Date | null;
+    owner: string | null;
   }>(
-    `select l.range_id::text, l.first_idx::text, l.last_idx::text, l.kind, l.created_at, l.request_id, l.note, l.held_until from pgipam.lease l
-      where ($1::int8 is null or l.range_id = $1) and ($2::text is null or l.kind = $2)
+    `select l.range_id::text, l.first_idx::text, l.last_idx::text, l.kind, l.created_at, l.request_id, l.note, l.held_until, l.owner
+       from pgipam.lease l
+      where ($1::int8 is null or l.range_id = $1) and ($2::text is null or l.kind = $2) and ($4::text is null or l.owner = $4)
       order by l.range_id, l.first_idx limit $3`,
-    [filter.rangeId ?? null, filter.kind ?? null, filter.limit ?? 1000],
+    [filter.rangeId ?? null, filter.kind ?? null, filter.limit ?? 1000, filter.owner ?? null],
   );
   const ranges = new Map<number, RangeRow | null>();
   const out: LeaseInfo[] = [];
@@ -86,6 +93,7 @@ export async function listLeases(db: Db, filter: { rangeId?: number; kind?: stri
       requestId: r.request_id,
       note: r.note,
       heldUntil: r.held_until,
+      owner: r.owner,
     });
   }
   return out;

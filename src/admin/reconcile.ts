@@ -145,7 +145,10 @@ async function readPgipamRanges(db: Db, platform: string): Promise<SnapshotRange
       [platform],
     );
     const { rows: spans } = await db.query<{ range_id: string; f: string; l: string; kind: PgipamSpanKind; created_at: Date }>(
-      `select l.range_id::text, l.first_idx::text as f, l.last_idx::text as l, l.kind, l.created_at
+      // a lease of another owner (pgipam lease, the API) is not oned's: reconcile takes it for a
+      // reservation, never a leak to free nor an address oned may have
+      `select l.range_id::text, l.first_idx::text as f, l.last_idx::text as l,
+              case when l.owner is not null then 'reservation' else l.kind end as kind, l.created_at
          from pgipam.lease l join pgipam.address_range r on r.id = l.range_id
         where r.platform = $1 and not r.observed order by l.range_id, l.first_idx`,
       [platform],

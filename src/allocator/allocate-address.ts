@@ -22,7 +22,7 @@ function holderText(range: RangeRow, l: LeaseRow): string {
   }[l.kind];
   const block =
     l.firstIdx === l.lastIdx ? addressAt(range, l.firstIdx) : `${addressAt(range, l.firstIdx)} - ${addressAt(range, l.lastIdx)}`;
-  const note = l.note ? ` (${l.note})` : '';
+  const note = l.owner ? ` to ${l.owner}` : l.note ? ` (${l.note})` : '';
   const req = l.requestId && l.requestId !== '-' ? `, request ${l.requestId}` : '';
   return `${block} ${what}${note} since ${l.createdAt.toISOString()}${req}`;
 }
@@ -39,45 +39,48 @@ export async function allocateAddress(db: Db, req: IpamRequest, ctx: ActionConte
 // The reference for every case and every refusal: the range's lock, the checks, the work, in one
 // transaction (a few round trips).
 export async function allocateAddressInTransaction(db: Db, req: IpamRequest, ctx: ActionContext): Promise<AllocateResult> {
+  return withTransaction(db, () => allocateAddressInOpenTransaction(db, req, ctx));
+}
+
+// The same inside a transaction the caller holds (pgipam lease: under the owner's lock).
+export async function allocateAddressInOpenTransaction(db: Db, req: IpamRequest, ctx: ActionContext): Promise<AllocateResult> {
   const { ar, address } = parseRequest(req);
   const count = address.count.value();
-  return withTransaction(db, async () => {
-    const range = await requireRange(db, ar, ctx);
-    const { index, text } = requestedAddress(range, ar, address, indexLimit(range, ar));
-    const last = index + count - 1;
-    await releaseExpiredHolds(db, range);
-    let wasHeld = false;
-    if (!(await takeFree(db, range.id, index, last))) {
-      const holders = await leasesOverlapping(db, range.id, index, last);
-      const taken = holders.filter((l) => l.kind !== 'hold');
-      if (taken.length) {
-        throw new IpamError(
-          'ADDRESS_IN_USE',
-          `${text}${count > 1 ? ` + ${count - 1}` : ''} is not free: ${taken
-            .slice(0, 3)
-            .map((l) => holderText(range, l))
-            .join('; ')}`,
-        );
-      }
-      // Only holds stand in the way: an explicit request for a held address is honoured.
-      await cutLeases(db, range.id, holders, index, last);
-      for (const h of holders) await giveFree(db, range.id, Math.max(h.firstIdx, index), Math.min(h.lastIdx, last));
-      if (!(await takeFree(db, range.id, index, last))) throw new IpamError('INTERNAL', `free space of range ${range.id} is inconsistent`);
-      wasHeld = true;
-      ctx.log(`${text} was on hold; allocated on explicit request`);
+  const range = await requireRange(db, ar, ctx);
+  const { index, text } = requestedAddress(range, ar, address, indexLimit(range, ar));
+  const last = index + count - 1;
+  await releaseExpiredHolds(db, range);
+  let wasHeld = false;
+  if (!(await takeFree(db, range.id, index, last))) {
+    const holders = await leasesOverlapping(db, range.id, index, last);
+    const taken = holders.filter((l) => l.kind !== 'hold');
+    if (taken.length) {
+      throw new IpamError(
+        'ADDRESS_IN_USE',
+        `${text}${count > 1 ? ` + ${count - 1}` : ''} is not free: ${taken
+          .slice(0, 3)
+          .map((l) => holderText(range, l))
+          .join('; ')}`,
+      );
     }
-    await insertLease(db, range.id, [index, last], 'allocation', ctx);
-    const allocated = addressAt(range, index);
-    await recordHistory(db, ctx, {
-      event: 'address_allocated',
-      spaceId: range.spaceId,
-      rangeId: range.id,
-      firstIdx: index,
-      size: count,
-      address: allocated,
-      detail: wasHeld ? { was_held: true } : {},
-    });
-    ctx.log(`allocated ${allocated}${count > 1 ? ` + ${count - 1}` : ''} in range ${range.id}`);
-    return { rangeId: range.id, index, size: count, ip: allocated, wasHeld };
+    // Only holds stand in the way: an explicit request for a held address is honoured.
+    await cutLeases(db, range.id, holders, index, last);
+    for (const h of holders) await giveFree(db, range.id, Math.max(h.firstIdx, index), Math.min(h.lastIdx, last));
+    if (!(await takeFree(db, range.id, index, last))) throw new IpamError('INTERNAL', `free space of range ${range.id} is inconsistent`);
+    wasHeld = true;
+    ctx.log(`${text} was on hold; allocated on explicit request`);
+  }
+  await insertLease(db, range.id, [index, last], 'allocation', ctx, ctx.owner ? { owner: ctx.owner } : {});
+  const allocated = addressAt(range, index);
+  await recordHistory(db, ctx, {
+    event: 'address_allocated',
+    spaceId: range.spaceId,
+    rangeId: range.id,
+    firstIdx: index,
+    size: count,
+    address: allocated,
+    detail: { ...(wasHeld ? { was_held: true } : {}), ...(ctx.owner ? { owner: ctx.owner } : {}) },
   });
+  ctx.log(`allocated ${allocated}${count > 1 ? ` + ${count - 1}` : ''} in range ${range.id}`);
+  return { rangeId: range.id, index, size: count, ip: allocated, wasHeld };
 }

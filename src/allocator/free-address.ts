@@ -47,12 +47,16 @@ export async function freeAddressInTransaction(db: Db, req: IpamRequest, ctx: Ac
         `${text} lies beyond the ${range.size} addresses of range ${range.id}: ${sizeDriftHint(range, ar) ?? 'nothing to free there'}`,
       );
     const leases = await leasesOverlapping(db, range.id, index, last);
-    const freeable = leases.filter((l) => l.kind === 'lease' || l.kind === 'allocation');
-    for (const r of leases.filter((l) => l.kind === 'reservation')) {
+    // oned frees its own leases only: one of another owner (pgipam lease, the API) stays
+    const freeable = leases.filter((l) => (l.kind === 'lease' || l.kind === 'allocation') && l.owner === null);
+    for (const r of leases.filter((l) => l.kind === 'reservation' || l.owner !== null)) {
       const f = Math.max(r.firstIdx, index);
       const la = Math.min(r.lastIdx, last);
+      const are = f === la ? 'is' : 'are';
       ctx.log(
-        `${spanText(range, f, la)} ${f === la ? 'is' : 'are'} reserved by an operator${r.note ? ` (${r.note})` : ''}; the reservation stays`,
+        r.owner !== null
+          ? `${spanText(range, f, la)} ${are} leased to ${r.owner}, not to OpenNebula; that lease stays`
+          : `${spanText(range, f, la)} ${are} reserved by an operator${r.note ? ` (${r.note})` : ''}; the reservation stays`,
       );
     }
     if (!freeable.length) {

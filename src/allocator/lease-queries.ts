@@ -16,6 +16,8 @@ export interface LeaseRow {
   heldUntil: Date | null;
   // made by an operator (pgipam reserve, or a pool reservation a range inherited): platforms cannot change it
   operator: boolean;
+  // "kind/name" of a lease for something that is not OpenNebula (pgipam lease, the API); null: oned's
+  owner: string | null;
 }
 
 interface RawLease {
@@ -27,6 +29,7 @@ interface RawLease {
   note: string | null;
   held_until: Date | null;
   operator: boolean;
+  owner: string | null;
 }
 
 const toLease = (r: RawLease): LeaseRow => ({
@@ -38,12 +41,13 @@ const toLease = (r: RawLease): LeaseRow => ({
   note: r.note,
   heldUntil: r.held_until,
   operator: r.operator,
+  owner: r.owner,
 });
 
 // Leases that overlap [first, last]; uses the exclusion constraint's GiST index.
 export async function leasesOverlapping(db: Db, rangeId: number, first: number, last: number): Promise<LeaseRow[]> {
   const { rows } = await db.query<RawLease>(
-    `select l.first_idx::text, l.last_idx::text, l.kind, l.created_at, l.request_id, l.note, l.held_until, l.operator from pgipam.lease l
+    `select l.first_idx::text, l.last_idx::text, l.kind, l.created_at, l.request_id, l.note, l.held_until, l.operator, l.owner from pgipam.lease l
       where l.range_id = $1 and l.span && int8range($2, $3, '[]') order by l.first_idx`,
     [rangeId, first, last],
   );
@@ -64,12 +68,13 @@ export async function leaseFirstFit(db: Db, range: RangeRow, count: number, limi
         where f.range_id = $1 and f.first_idx = e.first_idx and e.last_idx - e.first_idx + 1 = $2),
      shrunk as (update pgipam.free_extent f set first_idx = e.first_idx + $2 from e
         where f.range_id = $1 and f.first_idx = e.first_idx and e.last_idx - e.first_idx + 1 > $2),
-     leased as (insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id)
-        select $1, e.first_idx, e.first_idx + $2 - 1, 'lease', $4 from e),
-     logged as (insert into pgipam.history (event, space_id, range_id, first_idx, size, address, platform, request_id, pgipam_version)
-        select 'address_leased', $5, $1, e.first_idx, $2, host('0.0.0.0'::inet + ($6::int8 + e.first_idx)), $7, $4, $8 from e)
+     leased as (insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id, owner)
+        select $1, e.first_idx, e.first_idx + $2 - 1, 'lease', $4, $9 from e),
+     logged as (insert into pgipam.history (event, space_id, range_id, first_idx, size, address, platform, request_id, pgipam_version, detail)
+        select 'address_leased', $5, $1, e.first_idx, $2, host('0.0.0.0'::inet + ($6::int8 + e.first_idx)), $7, $4, $8,
+               case when $9::text is null then '{}'::jsonb else jsonb_build_object('owner', $9::text) end from e)
      select e.first_idx::text from e`,
-    [range.id, count, limit, ctx.requestId, range.spaceId, range.ip4First, ctx.platform, PGIPAM_VERSION],
+    [range.id, count, limit, ctx.requestId, range.spaceId, range.ip4First, ctx.platform, PGIPAM_VERSION, ctx.owner ?? null],
   );
   return rows[0] ? Number(rows[0].first_idx) : null;
 }
@@ -94,12 +99,22 @@ export async function insertLease(
   [first, last]: [number, number],
   kind: LeaseRow['kind'],
   ctx: ActionContext,
-  extra: { note?: string | null; holdSeconds?: number; operator?: boolean } = {},
+  extra: { note?: string | null; holdSeconds?: number; operator?: boolean; owner?: string } = {},
 ): Promise<void> {
   await db.query(
-    `insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id, note, held_until, operator)
-     values ($1, $2, $3, $4, $5, $6, case when $7::int8 is null then null else now() + $7::int8 * interval '1 second' end, $8)`,
-    [rangeId, first, last, kind, ctx.requestId, extra.note ?? null, extra.holdSeconds ?? null, extra.operator ?? false],
+    `insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id, note, held_until, operator, owner)
+     values ($1, $2, $3, $4, $5, $6, case when $7::int8 is null then null else now() + $7::int8 * interval '1 second' end, $8, $9)`,
+    [
+      rangeId,
+      first,
+      last,
+      kind,
+      ctx.requestId,
+      extra.note ?? null,
+      extra.holdSeconds ?? null,
+      extra.operator ?? false,
+      extra.owner ?? null,
+    ],
   );
 }
 
@@ -112,9 +127,9 @@ export async function cutLeases(db: Db, rangeId: number, leases: readonly LeaseR
     if (l.lastIdx > last) keep.push([last + 1, l.lastIdx]);
     for (const [f, la] of keep) {
       await db.query(
-        `insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id, note, held_until, created_at, operator)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [rangeId, f, la, l.kind, l.requestId, l.note, l.heldUntil, l.createdAt, l.operator],
+        `insert into pgipam.lease (range_id, first_idx, last_idx, kind, request_id, note, held_until, created_at, operator, owner)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+        [rangeId, f, la, l.kind, l.requestId, l.note, l.heldUntil, l.createdAt, l.operator, l.owner],
       );
     }
   }

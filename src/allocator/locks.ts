@@ -10,10 +10,13 @@
 //     pool's row: carving never updates the pool row, and a row lock would block `pgipam pool set`
 //     readers for nothing. The pool functions of migration 4 take the same lock themselves, so a
 //     caller that forgot cannot corrupt the buddy list; the database stays right either way.
+//   * An owner's transaction-scoped advisory lock (class OWNER_LOCK_CLASS, key a hash of the
+//     owner), around `pgipam lease` and the API's lease operations, so that two retries of one
+//     provisioning request cannot both find no lease and both make one.
 //   * `pgipam migrate` takes a session advisory lock of its own (db/migrate.ts).
 //
 // In which order
-//   Pools before ranges, each kind in ascending id order. register locks its pools and then
+//   An owner's lock first, then pools before ranges, each kind in ascending id order. register locks its pools and then
 //   creates its range; unregister, `range rm` and `range resize` find the range's pools first,
 //   lock them, then lock the range; reserve and unreserve lock every pool and then every range
 //   they touch. Two transactions therefore never wait for each other in a cycle, and PostgreSQL
@@ -50,6 +53,14 @@ export async function lockPools(db: Db, poolIds: Iterable<number>): Promise<void
       throw lockTimeout(e, db, `pool #${id}`);
     });
   }
+}
+
+export const OWNER_LOCK_CLASS = 7_046_357;
+
+export async function lockOwner(db: Db, owner: string): Promise<void> {
+  await db.query('select pg_catalog.pg_advisory_xact_lock($1::int4, pg_catalog.hashtext($2))', [OWNER_LOCK_CLASS, owner]).catch((e) => {
+    throw lockTimeout(e, db, `the leases of ${owner}`);
+  });
 }
 
 // A lock wait that ran out (55P03) says how long it waited, for what, and which setting decides:

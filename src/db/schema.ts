@@ -12,6 +12,7 @@ export { SCHEMA_VERSION };
 // new migration creates; test/db/migrate.test.ts fails when this list and the schema disagree.
 export const SCHEMA_TABLES = [
   'address_range',
+  'api_token',
   'free_extent',
   'history',
   'lease',
@@ -31,6 +32,7 @@ export const SCHEMA_TABLES = [
   'vlan_pool',
   'vlan_pool_grant',
   'vlan_pool_span',
+  'webhook',
 ].map((t) => `pgipam.${t}`);
 export const SCHEMA_FUNCTIONS = [
   'current_platform',
@@ -57,6 +59,7 @@ export const SCHEMA_FUNCTIONS = [
   'one_trip_get_address',
   'one_trip_allocate_address',
   'one_trip_free_address',
+  'history_notify',
 ].map((f) => `pgipam.${f}`);
 
 // What of the schema is missing, in one query (empty: nothing).
