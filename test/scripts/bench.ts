@@ -161,15 +161,12 @@ async function perAllocation(db: pg.Client, ar: Record<string, string>, n: numbe
   return { median: median(times), p95: pct(times, 0.95) };
 }
 
-async function main() {
-  const out = (s: string) => process.stdout.write(s + '\n');
-  out(`pgipam benchmark - node ${process.version}, ${RUNS} process runs, ${ALLOCS} allocations per case`);
-  // the server also listens on a Unix socket, where this OS user logs in as postgres by peer
-  // authentication (pg_ident.conf), for the comparison of connection settings below
-  const sockDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgipam-bench-sock-'));
+// The server also listens on a Unix socket, where this OS user logs in as postgres by peer
+// authentication (pg_ident.conf), for the comparison of connection settings.
+async function startBenchServer(sockDir: string) {
   fs.chmodSync(sockDir, 0o777);
   const osUser = os.userInfo().username;
-  const server = await startEmbeddedPostgres({
+  return startEmbeddedPostgres({
     label: 'bench',
     flags: ['-c', `unix_socket_directories=${sockDir}`],
     prepare: (dataDir) => {
@@ -178,6 +175,44 @@ async function main() {
       fs.appendFileSync(path.join(dataDir, 'pg_ident.conf'), `bench ${osUser} postgres\nbench postgres postgres\n`);
     },
   });
+}
+
+// 1c. TCP with a password vs the Unix socket with peer authentication (no password, no
+// node:crypto), get_address with each in turn
+async function compareConnections(
+  runAction: (name: string, input: string, id: number, extraEnv?: NodeJS.ProcessEnv) => { ms: number; stderr: string },
+  getInput: string,
+  server: { url: string; port: number },
+  sockDir: string,
+  nodeMed: number,
+  out: (s: string) => void,
+): Promise<void> {
+  const socketUrl = `postgres://postgres@/pgipam?host=${encodeURIComponent(sockDir)}&port=${server.port}`;
+  const conn: Record<'tcp' | 'socket', { total: number[]; connect: number[] }> = {
+    tcp: { total: [], connect: [] },
+    socket: { total: [], connect: [] },
+  };
+  for (let i = -2; i < RUNS; i++) {
+    for (const [k, url] of [
+      ['tcp', server.url],
+      ['socket', socketUrl],
+    ] as const) {
+      const run = runAction('get_address', getInput, 7000 + i, { PGIPAM_DATABASE_URL: url, PGIPAM_DEBUG: '1' });
+      if (i < 0) continue;
+      conn[k].total.push(run.ms);
+      conn[k].connect.push(Number(/connect ([\d.]+) ms/.exec(run.stderr)?.[1] ?? NaN));
+    }
+  }
+  out(
+    `get_address over TCP with a password: median ${median(conn.tcp.total).toFixed(1)} ms (connect ${median(conn.tcp.connect).toFixed(1)} ms); over the Unix socket with peer authentication: median ${median(conn.socket.total).toFixed(1)} ms (connect ${median(conn.socket.connect).toFixed(1)} ms), ratio to node -e 0: ${(median(conn.socket.total) / nodeMed).toFixed(2)}`,
+  );
+}
+
+async function main() {
+  const out = (s: string) => process.stdout.write(s + '\n');
+  out(`pgipam benchmark - node ${process.version}, ${RUNS} process runs, ${ALLOCS} allocations per case`);
+  const sockDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgipam-bench-sock-'));
+  const server = await startBenchServer(sockDir);
   try {
     const db = new pg.Client({ connectionString: server.url });
     db.on('error', () => {});
@@ -305,27 +340,7 @@ async function main() {
       `get_address as a platform role, SCRAM verifier of 4,096 iterations: median ${median(auth.slow.total).toFixed(1)} ms (connect ${median(auth.slow.connect).toFixed(1)} ms); of 16 iterations: median ${median(auth.fast.total).toFixed(1)} ms (connect ${median(auth.fast.connect).toFixed(1)} ms)`,
     );
 
-    // 1c. TCP with a password vs the Unix socket with peer authentication (no password, no
-    // node:crypto), get_address with each in turn
-    const socketUrl = `postgres://postgres@/pgipam?host=${encodeURIComponent(sockDir)}&port=${server.port}`;
-    const conn: Record<'tcp' | 'socket', { total: number[]; connect: number[] }> = {
-      tcp: { total: [], connect: [] },
-      socket: { total: [], connect: [] },
-    };
-    for (let i = -2; i < RUNS; i++) {
-      for (const [k, url] of [
-        ['tcp', server.url],
-        ['socket', socketUrl],
-      ] as const) {
-        const run = runAction('get_address', getInput, 7000 + i, { PGIPAM_DATABASE_URL: url, PGIPAM_DEBUG: '1' });
-        if (i < 0) continue;
-        conn[k].total.push(run.ms);
-        conn[k].connect.push(Number(/connect ([\d.]+) ms/.exec(run.stderr)?.[1] ?? NaN));
-      }
-    }
-    out(
-      `get_address over TCP with a password: median ${median(conn.tcp.total).toFixed(1)} ms (connect ${median(conn.tcp.connect).toFixed(1)} ms); over the Unix socket with peer authentication: median ${median(conn.socket.total).toFixed(1)} ms (connect ${median(conn.socket.connect).toFixed(1)} ms), ratio to node -e 0: ${(median(conn.socket.total) / nodeMed).toFixed(2)}`,
-    );
+    await compareConnections(runAction, getInput, server, sockDir, nodeMed, out);
 
     if (ONLY_PROCESSES) return;
     // 2. library cost per allocation, one connection, one call per allocation
