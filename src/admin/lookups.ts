@@ -23,6 +23,37 @@ export interface HistoryRow {
   detail: Record<string, unknown>;
 }
 
+type RawHistory = {
+  id: string;
+  at: Date;
+  event: string;
+  space: string | null;
+  range_id: string | null;
+  address: string | null;
+  size: string | null;
+  platform: string | null;
+  request_id: string | null;
+  actor: string;
+  detail: Record<string, unknown>;
+};
+
+const HISTORY_SELECT = `select h.id::text, h.at, h.event, s.name as space, h.range_id::text, h.address, h.size::text, h.platform, h.request_id,
+    h.actor, h.detail from pgipam.history h left join pgipam.space s on s.id = h.space_id`;
+
+const toHistoryRow = (r: RawHistory): HistoryRow => ({
+  id: Number(r.id),
+  at: r.at,
+  event: r.event,
+  space: r.space,
+  rangeId: r.range_id === null ? null : Number(r.range_id),
+  address: r.address,
+  size: r.size === null ? null : Number(r.size),
+  platform: r.platform,
+  requestId: r.request_id,
+  actor: r.actor,
+  detail: r.detail,
+});
+
 // address: events touching one index of a range; addressText: events recorded under that address.
 export async function history(
   db: Db,
@@ -36,21 +67,8 @@ export async function history(
     limit?: number;
   },
 ): Promise<HistoryRow[]> {
-  const { rows } = await db.query<{
-    id: string;
-    at: Date;
-    event: string;
-    space: string | null;
-    range_id: string | null;
-    address: string | null;
-    size: string | null;
-    platform: string | null;
-    request_id: string | null;
-    actor: string;
-    detail: Record<string, unknown>;
-  }>(
-    `select h.id::text, h.at, h.event, s.name as space, h.range_id::text, h.address, h.size::text, h.platform, h.request_id, h.actor, h.detail
-       from pgipam.history h left join pgipam.space s on s.id = h.space_id
+  const { rows } = await db.query<RawHistory>(
+    `${HISTORY_SELECT}
       where ($1::timestamptz is null or h.at >= $1) and ($2::int8 is null or h.range_id = $2)
         and ($3::text is null or h.platform = $3) and ($4::text is null or h.event = $4)
         and ($5::int8 is null or (h.range_id = $5 and h.first_idx <= $6::int8 and h.first_idx + coalesce(h.size, 1) > $6::int8))
@@ -67,19 +85,7 @@ export async function history(
       f.addressText ?? null,
     ],
   );
-  return rows.map((r) => ({
-    id: Number(r.id),
-    at: r.at,
-    event: r.event,
-    space: r.space,
-    rangeId: r.range_id === null ? null : Number(r.range_id),
-    address: r.address,
-    size: r.size === null ? null : Number(r.size),
-    platform: r.platform,
-    requestId: r.request_id,
-    actor: r.actor,
-    detail: r.detail,
-  }));
+  return rows.map(toHistoryRow);
 }
 
 export interface FindResult {
@@ -101,6 +107,17 @@ export interface FindResult {
     poolReservation: string | null;
     history: HistoryRow[];
   }>;
+}
+
+// Every history row after `after`, oldest first: the events other systems follow (GET /events,
+// the webhooks). Row-level security gives a platform's role its own rows only.
+export async function events(db: Db, after: number, limit: number): Promise<HistoryRow[]> {
+  const { rows } = await db.query<RawHistory>(
+    `${HISTORY_SELECT}
+      where h.id > $1 order by h.id limit $2`,
+    [after, limit],
+  );
+  return rows.map(toHistoryRow);
 }
 
 // Where an address (or MAC) lives: space, pool, range, platform, the lease that holds it, and its history.

@@ -23,6 +23,7 @@ import { reconcileCommands } from './commands/reconcile';
 import { importCommands } from './commands/import';
 import { usageCommands } from './commands/usage';
 import { vlanPoolCommands } from './commands/vlan-pool';
+import { serveCommands } from './commands/serve';
 import { exitCodes } from './common';
 
 export function buildCli(argv: string[]): Argv {
@@ -51,6 +52,7 @@ export function buildCli(argv: string[]): Argv {
     reconcileCommands,
     importCommands,
     usageCommands,
+    serveCommands,
   ])
     y = group(y);
   return y

@@ -1,0 +1,45 @@
+// A request of pgipam serve as the platform its token names: the token from the Authorization
+// header (the API) or the web view's cookie, and a connection that has taken the platform's role
+// for as long as the request runs (row-level security then confines it).
+import type { FastifyRequest } from 'fastify';
+import { escapeIdentifier } from 'pg';
+import type { Db } from '../db/client';
+import type { DbPool } from '../db/pool';
+import type { ActionContext } from '../allocator/context';
+import type { TokenGrant } from '../admin/api-tokens';
+
+export interface PlatformRequest {
+  // runs fn on a connection that has taken the token's platform's role, and gives it back
+  asPlatform<T>(fn: (db: Db, ctx: ActionContext) => Promise<T>): Promise<T>;
+  grant: TokenGrant;
+}
+
+export function bearerToken(req: FastifyRequest): string | null {
+  const h = req.headers.authorization;
+  if (h) return /^Bearer\s+(\S+)$/i.exec(h)?.[1] ?? null;
+  const cookie = req.headers.cookie ?? '';
+  const m = /(?:^|;\s*)pgipam_token=([^;]+)/.exec(cookie);
+  return m ? decodeURIComponent(m[1]!) : null;
+}
+
+export function platformRequest(pool: DbPool, grant: TokenGrant, requestId: string): PlatformRequest {
+  return {
+    grant,
+    asPlatform: async (fn) => {
+      const db = await pool.acquire();
+      let broken = false;
+      try {
+        await db.query(`set role ${escapeIdentifier(grant.role)}`);
+        return await fn(db, { requestId: `api:${requestId}`.slice(0, 40), platform: grant.platform, log: () => {} });
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        broken = !code || code === 'DB_UNAVAILABLE' || /^(08|57P|E[A-Z])/.test(code);
+        throw e;
+      } finally {
+        // the role goes with the request: a connection is never handed on in another's role
+        if (!broken) await db.query('reset role').catch(() => (broken = true));
+        pool.release(db, broken);
+      }
+    },
+  };
+}
