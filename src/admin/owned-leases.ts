@@ -145,7 +145,7 @@ async function poolRangeIds(db: Db, poolName: string, ctx: ActionContext): Promi
   const pool = await getPool(db, poolName);
   if (!pool) throw new IpamError('NOT_FOUND', `no pool "${poolName}"`);
   const { rows } = await db.query<{ id: string; ar_type: string }>(
-    `select id::text, ar_type from pgipam.address_range where pool_id = $1 and platform = $2 and not observed order by id`,
+    `select r.id::text, r.ar_type from pgipam.address_range r where r.pool_id = $1 and r.platform = $2 and not r.observed order by r.id`,
     [pool.id, ctx.platform],
   );
   return rows.filter((r) => hasIPv4(r.ar_type as never)).map((r) => Number(r.id));

@@ -61,7 +61,9 @@ export async function listWebhooks(db: Db): Promise<WebhookInfo[]> {
     attempts: number;
     next_attempt_at: Date;
     last_error: string | null;
-  }>('select id::text, platform, url, delivered_id::text, attempts, next_attempt_at, last_error from pgipam.webhook order by id');
+  }>(
+    'select w.id::text, w.platform, w.url, w.delivered_id::text, w.attempts, w.next_attempt_at, w.last_error from pgipam.webhook w order by w.id',
+  );
   return rows.map((r) => ({
     id: Number(r.id),
     platform: r.platform,
