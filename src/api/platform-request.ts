@@ -7,6 +7,7 @@ import type { Db } from '../db/client';
 import type { DbPool } from '../db/pool';
 import type { ActionContext } from '../allocator/context';
 import type { TokenGrant } from '../admin/api-tokens';
+import { IpamError } from '../errors';
 
 export interface PlatformRequest {
   // runs fn on a connection that has taken the token's platform's role, and gives it back
@@ -29,6 +30,11 @@ export function platformRequest(pool: DbPool, grant: TokenGrant, requestId: stri
       const db = await pool.acquire();
       let broken = false;
       try {
+        if (db.pgipamPooled)
+          throw new IpamError(
+            'BAD_CONFIG',
+            'pgipam serve needs sessions of its own (a direct connection, or PgBouncer in session mode): a transaction pooler cannot keep the role a request runs as',
+          );
         await db.query(`set role ${escapeIdentifier(grant.role)}`);
         return await fn(db, { requestId: `api:${requestId}`.slice(0, 40), platform: grant.platform, log: () => {} });
       } catch (e) {

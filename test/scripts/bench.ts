@@ -7,7 +7,6 @@ import path from 'node:path';
 import pg from 'pg';
 import { silentContext } from '../../src/allocator/context';
 import { migrate } from '../../src/db/migrate';
-import { startEmbeddedPostgres } from '../support/embedded';
 import { actionData, addressForIndex, addressXml, arXmlFormB, storedAr, toBase64 } from '../support/oned-sim';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -17,6 +16,7 @@ import { registerAddressRange } from '../../src/allocator/index';
 import { addPool } from '../../src/admin/pool-admin';
 import { addPlatform, scramVerifier } from '../../src/admin/platforms';
 import { addVlanPool, formatVlanSpans, reserveVlans } from '../../src/admin/vlan-pools';
+import { apiRate, compareConnections, startBenchServer } from './bench-parts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 const ALLOCS = Number(process.env.BENCH_ALLOCS ?? 1000);
@@ -159,53 +159,6 @@ async function perAllocation(db: pg.Client, ar: Record<string, string>, n: numbe
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   return { median: median(times), p95: pct(times, 0.95) };
-}
-
-// The server also listens on a Unix socket, where this OS user logs in as postgres by peer
-// authentication (pg_ident.conf), for the comparison of connection settings.
-async function startBenchServer(sockDir: string) {
-  fs.chmodSync(sockDir, 0o777);
-  const osUser = os.userInfo().username;
-  return startEmbeddedPostgres({
-    label: 'bench',
-    flags: ['-c', `unix_socket_directories=${sockDir}`],
-    prepare: (dataDir) => {
-      const hba = path.join(dataDir, 'pg_hba.conf');
-      fs.writeFileSync(hba, `local all postgres peer map=bench\n${fs.readFileSync(hba, 'utf8')}`);
-      fs.appendFileSync(path.join(dataDir, 'pg_ident.conf'), `bench ${osUser} postgres\nbench postgres postgres\n`);
-    },
-  });
-}
-
-// 1c. TCP with a password vs the Unix socket with peer authentication (no password, no
-// node:crypto), get_address with each in turn
-async function compareConnections(
-  runAction: (name: string, input: string, id: number, extraEnv?: NodeJS.ProcessEnv) => { ms: number; stderr: string },
-  getInput: string,
-  server: { url: string; port: number },
-  sockDir: string,
-  nodeMed: number,
-  out: (s: string) => void,
-): Promise<void> {
-  const socketUrl = `postgres://postgres@/pgipam?host=${encodeURIComponent(sockDir)}&port=${server.port}`;
-  const conn: Record<'tcp' | 'socket', { total: number[]; connect: number[] }> = {
-    tcp: { total: [], connect: [] },
-    socket: { total: [], connect: [] },
-  };
-  for (let i = -2; i < RUNS; i++) {
-    for (const [k, url] of [
-      ['tcp', server.url],
-      ['socket', socketUrl],
-    ] as const) {
-      const run = runAction('get_address', getInput, 7000 + i, { PGIPAM_DATABASE_URL: url, PGIPAM_DEBUG: '1' });
-      if (i < 0) continue;
-      conn[k].total.push(run.ms);
-      conn[k].connect.push(Number(/connect ([\d.]+) ms/.exec(run.stderr)?.[1] ?? NaN));
-    }
-  }
-  out(
-    `get_address over TCP with a password: median ${median(conn.tcp.total).toFixed(1)} ms (connect ${median(conn.tcp.connect).toFixed(1)} ms); over the Unix socket with peer authentication: median ${median(conn.socket.total).toFixed(1)} ms (connect ${median(conn.socket.connect).toFixed(1)} ms), ratio to node -e 0: ${(median(conn.socket.total) / nodeMed).toFixed(2)}`,
-  );
 }
 
 async function main() {
@@ -441,6 +394,8 @@ async function main() {
       out(`pgbench, 8 clients, 1-row UPDATE:          ${tps.toFixed(0)} tps`);
       out(`ratio allocations/s over 64 ranges / pgbench tps: ${(t64 / tps).toFixed(3)}`);
     }
+
+    await apiRate(db, server.url, out);
 
     // 3. carving subnets from pools: empty vs 90% carved
     const ctx = silentContext;

@@ -95,3 +95,36 @@ export async function runCliLine(env: NodeJS.ProcessEnv, args: string[], input =
   const r = await runCliProcess(args, env, input);
   return { code: r.code, stdout: r.stdout, stderr: r.stderr.replace(/\n$/, '') };
 }
+
+// `pgipam serve` as an operator starts it: the bundled CLI on a free port, ready once it says it
+// listens; stop() sends SIGTERM and resolves with its exit code.
+export async function startServeProcess(
+  env: NodeJS.ProcessEnv,
+  port: number,
+  args: string[] = [],
+): Promise<{ url: string; stderr: () => string; stop: () => Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--listen', `127.0.0.1:${port}`, ...args], {
+    env: { PATH: process.env.PATH ?? '', PGIPAM_CONFIG: '/dev/null', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdout.resume();
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const deadline = Date.now() + 20_000;
+  while (!/listening on/.test(stderr)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`pgipam serve did not start: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stderr: () => stderr,
+    stop: async () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
