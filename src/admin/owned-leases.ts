@@ -105,7 +105,8 @@ export async function leaseGet(db: Db, o: LeaseGetOptions, ctx: ActionContext): 
   if ((o.rangeId === undefined) === (o.pool === undefined)) throw badRequest('name a pool or a range to lease from (one of them)');
   const size = o.size ?? 1;
   if (!Number.isInteger(size) || size < 1 || size > 65536) throw badRequest('size must be a whole number from 1 to 65536');
-  return withTransaction(db, async () => {
+  // the lease is read back after the commit, not under the range's lock (which others wait for)
+  const made = await withTransaction(db, async (): Promise<OwnedLease | { rangeId: number; ip: string }> => {
     await lockOwner(db, o.owner);
     const held = await ownedLeases(db, ctx, { owner: o.owner, rangeId: o.rangeId, pool: o.pool });
     if (held.length) {
@@ -125,8 +126,7 @@ export async function leaseGet(db: Db, o: LeaseGetOptions, ctx: ActionContext): 
           { ar: { PGIPAM_RANGE_ID: String(id) }, address: { SIZE: String(size) } },
           { ...ctx, owner: o.owner },
         );
-        const made = (await ownedLeases(db, ctx, { owner: o.owner, rangeId: r.rangeId })).find((l) => l.ip === r.ip)!;
-        return { ...made, created: true };
+        return { rangeId: r.rangeId, ip: r.ip };
       } catch (e) {
         // a full range of the pool: try the next
         if (o.pool === undefined || (e as { code?: string }).code !== 'NO_FREE_ADDRESS') throw e;
@@ -139,6 +139,15 @@ export async function leaseGet(db: Db, o: LeaseGetOptions, ctx: ActionContext): 
       { cause: last },
     );
   });
+  if ('owner' in made) return made;
+  return { ...(await readBack(db, ctx, o.owner, made.rangeId, made.ip, size)), created: true };
+}
+
+// The lease just made, as ownedLeases says it (its space, pool and time); what was made when it was
+// freed again in the meantime.
+async function readBack(db: Db, ctx: ActionContext, owner: string, rangeId: number, ip: string, size: number): Promise<OwnedLease> {
+  const found = (await ownedLeases(db, ctx, { owner, rangeId })).find((l) => l.ip === ip);
+  return found ?? { owner, rangeId, space: '', pool: null, ip, size, kind: 'lease', createdAt: new Date(), created: true };
 }
 
 async function poolRangeIds(db: Db, poolName: string, ctx: ActionContext): Promise<number[]> {
@@ -179,7 +188,7 @@ export async function leaseTake(db: Db, o: LeaseTakeOptions, ctx: ActionContext)
   checkOwner(o.owner);
   const size = o.size ?? 1;
   if (!Number.isInteger(size) || size < 1 || size > 65536) throw badRequest('size must be a whole number from 1 to 65536');
-  return withTransaction(db, async () => {
+  const made = await withTransaction(db, async (): Promise<OwnedLease | { rangeId: number; ip: string }> => {
     await lockOwner(db, o.owner);
     const at = await rangeOf(db, o.ip, o.space ?? 'default');
     const mine = (await ownedLeases(db, ctx, { owner: o.owner, rangeId: at.id })).find((l) => l.ip === at.ipText && l.size === size);
@@ -189,9 +198,10 @@ export async function leaseTake(db: Db, o: LeaseTakeOptions, ctx: ActionContext)
     const ar: Record<string, string> = { PGIPAM_RANGE_ID: String(at.id) };
     const address: Record<string, string> = { SIZE: String(size), ...(range.ip4First !== null ? { IP: at.ipText } : { IP6: at.ipText }) };
     await allocateAddressInOpenTransaction(db, { ar, address }, { ...ctx, owner: o.owner });
-    const made = (await ownedLeases(db, ctx, { owner: o.owner, rangeId: at.id })).find((l) => l.ip === addressAt(range, at.index))!;
-    return { ...made, created: true };
+    return { rangeId: at.id, ip: addressAt(range, at.index) };
   });
+  if ('owner' in made) return made;
+  return { ...(await readBack(db, ctx, o.owner, made.rangeId, made.ip, size)), kind: 'allocation', created: true };
 }
 
 export interface LeaseFreeOptions {

@@ -10,9 +10,10 @@ import { leaseGet } from '../../src/admin/owned-leases';
 import { addPlatform } from '../../src/admin/platforms';
 import { silentContext } from '../../src/allocator/context';
 import { registerAddressRange } from '../../src/allocator/index';
-import { buildServer } from '../../src/api/server';
+import { DbPool } from '../../src/db/pool';
+import { startServeProcess } from '../support/processes';
 import { loadConfig } from '../../src/config';
-import { startEmbeddedPostgres } from '../support/embedded';
+import { freePort, startEmbeddedPostgres } from '../support/embedded';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 
@@ -37,9 +38,9 @@ export async function startBenchServer(sockDir: string) {
   });
 }
 
-// 2c. leases for other owners: 16 concurrent HTTP clients of pgipam serve (in this process, on
-// loopback, as a platform's role) vs the library's leaseGet on 16 connections, 3 s each, one
-// new owner (so one new lease) per request
+// 2c. leases for other owners: 16 concurrent HTTP clients of pgipam serve (its own process, on
+// loopback) vs the library's leaseGet on 16 connections, both as the platform's role, 3 s each,
+// one new owner (so one new lease) per request, all on one range (they queue for its lock)
 export async function apiRate(db: pg.Client, url: string, out: (s: string) => void): Promise<void> {
   const password = crypto.randomBytes(32).toString('base64url');
   const info = await addPlatform(db, 'bench-api', { password }, silentContext);
@@ -58,10 +59,14 @@ export async function apiRate(db: pg.Client, url: string, out: (s: string) => vo
       ),
     );
   const { token } = await addToken(db, 'bench', info.name);
-  const config = loadConfig({ PGIPAM_DATABASE_URL: url, PGIPAM_CONFIG: '/dev/null' });
-  const { app, pool } = await buildServer({ config, connections: 16 });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  // the server as an operator runs it: a process of its own (the bundled CLI)
+  const serve = await startServeProcess({ PGIPAM_DATABASE_URL: url, HOME: os.tmpdir() }, await freePort(), [
+    '--no-webhooks',
+    '--connections',
+    '16',
+  ]);
+  const base = serve.url;
+  const pool = new DbPool(loadConfig({ PGIPAM_DATABASE_URL: url, PGIPAM_CONFIG: '/dev/null' }), 'pgipam/bench', 16);
   // 16 workers for 3 s, each with a client of its own
   const rate = async (one: (n: number, worker: number) => Promise<void>) => {
     let n = 0;
@@ -81,12 +86,14 @@ export async function apiRate(db: pg.Client, url: string, out: (s: string) => vo
     });
     if (r.status !== 201) throw new Error(`POST /leases: ${r.status} ${await r.text()}`);
   });
+  // the library as the same platform's role (row-level security applies to both sides alike)
   const libDbs = await Promise.all(Array.from({ length: 16 }, () => pool.acquire()));
+  for (const c of libDbs) await c.query(`set role ${info.role}`);
   const lib = await rate(async (n, worker) => {
     await leaseGet(libDbs[worker]!, { owner: `bench/lib-${n}`, rangeId: ids[1] }, pctx);
   });
-  for (const c of libDbs) pool.release(c);
-  await app.close();
+  for (const c of libDbs) pool.release(c, true);
+  await serve.stop();
   await pool.close();
   out('');
   out(

@@ -20,7 +20,7 @@ import { apiRate, compareConnections, startBenchServer } from './bench-parts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 const ALLOCS = Number(process.env.BENCH_ALLOCS ?? 1000);
-// BENCH_ONLY=processes: the process timings alone (a minute instead of several)
+// BENCH_ONLY=processes: the process timings alone (a minute instead of several); =api: the API's
 const ONLY_PROCESSES = process.env.BENCH_ONLY === 'processes';
 
 const median = (xs: number[]) => {
@@ -174,6 +174,8 @@ async function main() {
     const { rows: v } = await db.query<{ server_version: string }>('show server_version');
     out(`PostgreSQL ${v[0]!.server_version} (embedded, fsync off: numbers are CPU and round trips, not disk)`);
 
+    // BENCH_ONLY=api: the HTTP API's lease rate alone
+    if (process.env.BENCH_ONLY === 'api') return await apiRate(db, server.url, out);
     // 1. process cost
     const reg = await registerAddressRange(
       db,
