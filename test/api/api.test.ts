@@ -96,7 +96,15 @@ describe('what a platform sees', () => {
     expect(shown.prefixes[0]).toMatchObject({ prefix: '10.81.0.0/24' });
     expect(shown.ranges.map((r: { id: number }) => r.id)).toEqual([Number(rangeB.PGIPAM_RANGE_ID)]);
   });
+  it('spaces: the address spaces, with the ranges this platform has in each', async () => {
+    const spaces = (await call('GET', '/api/v1/spaces', tok.a)).json();
+    expect(spaces).toEqual([expect.objectContaining({ name: 'default', ranges: 2 })]);
+    expect((await call('GET', '/api/v1/spaces', tok.b)).json()).toEqual([expect.objectContaining({ name: 'default', ranges: 1 })]);
+  });
   it('ranges, a range, its leases, find, history: only its own', async () => {
+    const own = await call('GET', `/api/v1/ranges/${rangeA.PGIPAM_RANGE_ID}/leases`, tok.a);
+    expect(own.statusCode).toBe(200);
+    expect(Array.isArray(own.json())).toBe(true);
     const ids = (await call('GET', '/api/v1/ranges', tok.a)).json().map((r: { id: number }) => r.id);
     expect(ids).toEqual([Number(rangeA.PGIPAM_RANGE_ID), Number(small.PGIPAM_RANGE_ID)]);
     expect((await call('GET', `/api/v1/ranges/${rangeB.PGIPAM_RANGE_ID}`, tok.a)).statusCode).toBe(404);
