@@ -14,15 +14,18 @@ import { requestedAddress } from './requested-address';
 import type { AddressResult } from './get-address';
 
 function holderText(range: RangeRow, l: LeaseRow): string {
-  const what = {
-    lease: 'leased by get_address',
-    allocation: 'allocated by allocate_address',
-    reservation: 'reserved by an operator',
-    hold: 'on hold',
-  }[l.kind];
+  // a lease of another owner (pgipam lease, the API) is named by its owner, not by oned's actions
+  const what = l.owner
+    ? `leased to ${l.owner} (not OpenNebula's)`
+    : {
+        lease: 'leased by get_address',
+        allocation: 'allocated by allocate_address',
+        reservation: 'reserved by an operator',
+        hold: 'on hold',
+      }[l.kind];
   const block =
     l.firstIdx === l.lastIdx ? addressAt(range, l.firstIdx) : `${addressAt(range, l.firstIdx)} - ${addressAt(range, l.lastIdx)}`;
-  const note = l.owner ? ` to ${l.owner}` : l.note ? ` (${l.note})` : '';
+  const note = !l.owner && l.note ? ` (${l.note})` : '';
   const req = l.requestId && l.requestId !== '-' ? `, request ${l.requestId}` : '';
   return `${block} ${what}${note} since ${l.createdAt.toISOString()}${req}`;
 }
