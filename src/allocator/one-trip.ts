@@ -9,7 +9,8 @@
 //
 // An action process saves four round trips and the schema check's (the function compares the
 // schema version itself), about half of its work after connecting (npm run bench).
-import { type Db, queryRetryingOnLoss } from '../db/client';
+import { escapeLiteral } from 'pg';
+import { type Db, pooledSettings, queryRetryingOnLoss } from '../db/client';
 import { SCHEMA_VERSION } from '../db/schema';
 import { PGIPAM_VERSION } from '../version';
 import type { IpamRequest } from '../ipam-request';
@@ -86,31 +87,39 @@ function prepare(req: IpamRequest, needsIp = false): Prepared | null {
   }
 }
 
-// Runs the function; null when it declines, a deadlock broke it (the transactional path retries),
-// or the connection goes through a transaction pooler (which needs each transaction to set its own
-// timeouts: the transactional path does).
+// Runs the function; null when it declines, or a deadlock broke it (the transactional path
+// retries). Behind a transaction pooler (PgBouncer), which keeps no session settings, the call
+// goes as one simple query that sets its own timeouts first: statements of one query message are
+// one transaction, rolled back whole when the call fails, so the pooled connection is left clean.
 async function call<R extends Record<string, unknown>>(
   db: Db,
   fn: 'get_address' | 'allocate_address' | 'free_address',
   ctx: ActionContext,
   p: Prepared,
 ): Promise<R[] | null> {
-  if (db.pgipamPooled) return null;
   const token = actionToken();
   const withAddress = fn !== 'get_address';
-  const text = `select * from pgipam.one_trip_${fn}($1, $2, $3, $4, $5, $6, $7::jsonb${withAddress ? ', $8::jsonb, $9' : ', $8'})`;
+  const args = (retry: boolean): unknown[] => [
+    SCHEMA_VERSION,
+    ctx.platform,
+    ctx.requestId,
+    token,
+    retry,
+    PGIPAM_VERSION,
+    JSON.stringify(p.ar),
+    ...(withAddress ? [JSON.stringify(p.address)] : []),
+    p.count,
+  ];
+  const casts = ['', '', '', '::int8', '', '', '::jsonb', ...(withAddress ? ['::jsonb'] : []), '::int8'];
+  const statement = (retry: boolean) => {
+    const values = args(retry);
+    if (!db.pgipamPooled || !db.pgipamConfig)
+      return { text: `select * from pgipam.one_trip_${fn}(${values.map((_, i) => `$${i + 1}${casts[i]}`).join(', ')})`, values };
+    const literals = values.map((v, i) => (typeof v === 'string' ? escapeLiteral(v) : String(v)) + casts[i]);
+    return { text: `${pooledSettings(db.pgipamConfig)}select * from pgipam.one_trip_${fn}(${literals.join(', ')})` };
+  };
   try {
-    const { rows } = await queryRetryingOnLoss<R>(db, text, (retry) => [
-      SCHEMA_VERSION,
-      ctx.platform,
-      ctx.requestId,
-      token,
-      retry,
-      PGIPAM_VERSION,
-      JSON.stringify(p.ar),
-      ...(withAddress ? [JSON.stringify(p.address)] : []),
-      p.count,
-    ]);
+    const { rows } = await queryRetryingOnLoss<R>(db, statement);
     return rows;
   } catch (e) {
     const code = (e as { code?: string }).code;

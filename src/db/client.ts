@@ -292,16 +292,18 @@ export async function withTransaction<T>(db: Db, fn: (db: Db) => Promise<T>): Pr
 // deadline. Every other error is the caller's.
 export async function queryRetryingOnLoss<R extends pg.QueryResultRow>(
   db: Db,
-  text: string,
-  values: (retry: boolean) => unknown[],
+  statement: (retry: boolean) => { text: string; values?: unknown[] },
 ): Promise<pg.QueryResult<R>> {
+  // a simple query of several statements answers with a result each: the last is the call's
+  const last = (r: pg.QueryResult<R> | pg.QueryResult<R>[]) => (Array.isArray(r) ? r[r.length - 1]! : r);
   commitInFlight = true;
   try {
     try {
-      return await db.query<R>(text, values(false));
+      const first = statement(false);
+      return last(await db.query<R>(first.text, first.values));
     } catch (e) {
       if (!connectionLost(e) || !db.pgipamConfig) throw e;
-      return await runAgain<R>(db.pgipamConfig, text, values(true), e);
+      return last(await runAgain<R>(db.pgipamConfig, statement(true), e));
     }
   } finally {
     commitInFlight = false;
@@ -317,17 +319,16 @@ function connectionLost(e: unknown): boolean {
 
 async function runAgain<R extends pg.QueryResultRow>(
   config: Config,
-  text: string,
-  values: unknown[],
+  statement: { text: string; values?: unknown[] },
   first: unknown,
-): Promise<pg.QueryResult<R>> {
+): Promise<pg.QueryResult<R> | pg.QueryResult<R>[]> {
   const deadline = Date.now() + Math.max(1000, config.actionTimeoutMs - 2000);
   while (Date.now() < deadline) {
     let client: pg.Client | undefined;
     try {
       const timeLeft = Math.min(config.connectTimeoutMs, Math.max(500, deadline - Date.now()));
       client = await connectTarget({ ...config, connectTimeoutMs: timeLeft }, 'pgipam/commit-check');
-      return await client.query<R>(text, values);
+      return await client.query<R>(statement.text, statement.values);
     } catch (e) {
       // asked again and refused (the range went meanwhile, or the one-trip path declines what
       // the transactional path would have to decide): the first run did not commit
@@ -348,9 +349,9 @@ async function runAgain<R extends pg.QueryResultRow>(
   );
 }
 
-// Asks a fresh connection whether transaction xid committed, until shortly before the action's deadline.
-// What a pooled connection's transaction sets for itself, in the same round trip as BEGIN.
-function pooledSettings(c: Config): string {
+// What a pooled connection's transaction sets for itself, in the same round trip as BEGIN (or as
+// the one-trip call, allocator/one-trip.ts).
+export function pooledSettings(c: Config): string {
   return (
     `set local statement_timeout = ${c.statementTimeoutMs}; set local lock_timeout = ${c.lockTimeoutMs}; ` +
     `set local idle_in_transaction_session_timeout = ${c.statementTimeoutMs * 2}; set local search_path = pg_catalog, pgipam; `
@@ -360,6 +361,7 @@ function pooledSettings(c: Config): string {
 // The primary's current WAL timeline (the first 8 hex digits of its WAL file name).
 const TIMELINE = 'substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8)';
 
+// Asks a fresh connection whether transaction xid committed, until shortly before the action's deadline.
 async function transactionFate(config: Config, xid: string, timeline: string): Promise<'committed' | 'aborted' | 'unknown'> {
   // The action's watchdog (action_timeout_ms) bounds the whole process; stop asking a bit before it.
   const deadline = Date.now() + Math.max(1000, config.actionTimeoutMs - 2000);

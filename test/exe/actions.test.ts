@@ -132,6 +132,22 @@ describe('a lease lifecycle through the executables', () => {
     expect(f2.stderr).toMatch(/already free/);
     const g2 = await runActionProcess('get_address', toBase64(actionData(arXmlFormB(ar, 11), addressXml({ size: 1 }))), env);
     expect(parseTemplate(g2.stdout).values.IP).toBe('10.0.0.15');
+    // after the first lease (the transactional path: it records the MAC oned gave the AR), the
+    // leases, the allocation and the free went one round trip each (migration 11), also through
+    // PgBouncer (npm run test:pgbouncer): their history rows carry the action's token
+    const { rows: trips } = await t.db.query(
+      `select h.event, h.address, h.action_token is not null as one_trip from pgipam.history h
+        where h.range_id = $1 and h.event like 'address_%' order by h.id`,
+      [ar.PGIPAM_RANGE_ID],
+    );
+    expect(trips.map((r: { one_trip: boolean }) => r.one_trip)).toEqual([false, true, true, true, true]);
+    expect(trips.map((r: { event: string }) => r.event)).toEqual([
+      'address_leased',
+      'address_leased',
+      'address_allocated',
+      'address_freed',
+      'address_leased',
+    ]);
 
     // onevnet delete sends form (a) of the stored AR, ALLOCATED included
     const u = await runActionProcess(

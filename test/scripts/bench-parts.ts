@@ -14,6 +14,7 @@ import { DbPool } from '../../src/db/pool';
 import { startServeProcess } from '../support/processes';
 import { loadConfig } from '../../src/config';
 import { freePort, startEmbeddedPostgres } from '../support/embedded';
+import { PGBOUNCER, startPgBouncer } from '../support/pgbouncer';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 
@@ -130,4 +131,42 @@ export async function compareConnections(
   out(
     `get_address over TCP with a password: median ${median(conn.tcp.total).toFixed(1)} ms (connect ${median(conn.tcp.connect).toFixed(1)} ms); over the Unix socket with peer authentication: median ${median(conn.socket.total).toFixed(1)} ms (connect ${median(conn.socket.connect).toFixed(1)} ms), ratio to node -e 0: ${(median(conn.socket.total) / nodeMed).toFixed(2)}`,
   );
+}
+
+// 1d. get_address straight to PostgreSQL vs through a local PgBouncer in transaction mode (warm
+// server backends, but no session settings: the action takes its transactional path there)
+export async function compareBouncer(
+  runAction: (name: string, input: string, id: number, extraEnv?: NodeJS.ProcessEnv) => { ms: number; stderr: string },
+  getInput: string,
+  serverUrl: string,
+  nodeMed: number,
+  out: (s: string) => void,
+): Promise<void> {
+  if (!fs.existsSync(PGBOUNCER)) return out('PgBouncer comparison skipped: apt-get install pgbouncer');
+  const bouncer = await startPgBouncer(serverUrl);
+  try {
+    const t: Record<'direct' | 'bouncer', { total: number[]; trips: string[] }> = {
+      direct: { total: [], trips: [] },
+      bouncer: { total: [], trips: [] },
+    };
+    for (let i = -2; i < RUNS; i++) {
+      for (const [k, url] of [
+        ['direct', serverUrl],
+        ['bouncer', bouncer.url],
+      ] as const) {
+        const run = runAction('get_address', getInput, 8000 + i, { PGIPAM_DATABASE_URL: url, PGIPAM_DEBUG: '1' });
+        if (i < 0) continue;
+        t[k].total.push(run.ms);
+        const m = /connect ([\d.]+) ms, (\d+) round trips \(\d+ statements\): ([\d. ]+) ms/.exec(run.stderr);
+        t[k].trips.push(
+          m ? `connect ${m[1]} ms, ${m[2]} round trip${m[2] === '1' ? '' : 's'} of ${m[3]!.trim().split(' ').join(' + ')} ms` : '',
+        );
+      }
+    }
+    out(
+      `get_address straight to PostgreSQL: median ${median(t.direct.total).toFixed(1)} ms (${t.direct.trips[0]}); through PgBouncer (transaction mode, trust): median ${median(t.bouncer.total).toFixed(1)} ms (${t.bouncer.trips[0]}), ratio to node -e 0: ${(median(t.bouncer.total) / nodeMed).toFixed(2)}`,
+    );
+  } finally {
+    bouncer.stop();
+  }
 }

@@ -16,7 +16,7 @@ import { registerAddressRange } from '../../src/allocator/index';
 import { addPool } from '../../src/admin/pool-admin';
 import { addPlatform, scramVerifier } from '../../src/admin/platforms';
 import { addVlanPool, formatVlanSpans, reserveVlans } from '../../src/admin/vlan-pools';
-import { apiRate, compareConnections, startBenchServer } from './bench-parts';
+import { apiRate, compareBouncer, compareConnections, startBenchServer } from './bench-parts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 const ALLOCS = Number(process.env.BENCH_ALLOCS ?? 1000);
@@ -296,6 +296,7 @@ async function main() {
     );
 
     await compareConnections(runAction, getInput, server, sockDir, nodeMed, out);
+    await compareBouncer(runAction, getInput, server.url, nodeMed, out);
 
     if (ONLY_PROCESSES) return;
     // 2. library cost per allocation, one connection, one call per allocation
