@@ -23,6 +23,10 @@ export interface Config {
   actionTimeoutMs: number;
   // Name of this OpenNebula front-end, recorded in the history and used for access control.
   platform: string;
+  // What the database URL points at: "auto" tells a transaction pooler (PgBouncer) by its refusal
+  // of start-up settings, which costs a second connection per process; "transaction" says it is
+  // one and connects once; "none" never takes it for one.
+  pooler: 'auto' | 'transaction' | 'none';
   warnings: string[];
 }
 
@@ -35,7 +39,16 @@ const DEFAULTS = {
   actionTimeoutMs: DEFAULT_ACTION_TIMEOUT_MS,
 };
 
-const KEYS = ['database_url', 'connect_timeout_ms', 'statement_timeout_ms', 'lock_timeout_ms', 'action_timeout_ms', 'platform'] as const;
+const KEYS = [
+  'database_url',
+  'connect_timeout_ms',
+  'statement_timeout_ms',
+  'lock_timeout_ms',
+  'action_timeout_ms',
+  'platform',
+  'pooler',
+] as const;
+const POOLERS = ['auto', 'transaction', 'none'] as const;
 type Key = (typeof KEYS)[number];
 
 // key = value lines; '#' starts a comment line; values may be wrapped in double or single quotes.
@@ -70,13 +83,68 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const warnings: string[] = [];
   const explicitPath = env.PGIPAM_CONFIG;
   const path = explicitPath || DEFAULT_CONFIG_PATH;
+  const { file, fileFound } = readConfigFile(path, Boolean(explicitPath), warnings);
+
+  let databaseUrl: string | undefined;
+  let source: string;
+  if (env.PGIPAM_DATABASE_URL) {
+    databaseUrl = env.PGIPAM_DATABASE_URL;
+    source = 'PGIPAM_DATABASE_URL';
+  } else if (file.database_url) {
+    databaseUrl = file.database_url;
+    source = `database_url in ${path}`;
+  } else if (env.PGHOST || env.PGDATABASE) {
+    databaseUrl = undefined;
+    source = 'the PG* environment variables';
+  } else {
+    throw new IpamError(
+      'BAD_CONFIG',
+      fileFound
+        ? `no database configured: add a database_url = postgres://user@host/db line to ${path}, or set PGIPAM_DATABASE_URL`
+        : `no database configured: set PGIPAM_DATABASE_URL, or write database_url = postgres://user@host/db into ${path} (or the file named by PGIPAM_CONFIG), or set PGHOST and PGDATABASE`,
+    );
+  }
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new IpamError('BAD_CONFIG', `the database URL from ${source} must start with postgres:// or postgresql://`);
+  }
+  const target = databaseUrl !== undefined ? parseConnectionUrl(databaseUrl, source) : targetFromEnvironment(env);
+  const platform = env.PGIPAM_PLATFORM || file.platform || 'default';
+  checkName('platform name', platform, 'BAD_CONFIG');
+  const pooler = poolerSetting(env.PGIPAM_POOLER || file.pooler || 'auto');
+  return {
+    databaseUrl,
+    target,
+    source,
+    connectTimeoutMs: number(env.PGIPAM_CONNECT_TIMEOUT_MS ?? file.connect_timeout_ms, DEFAULTS.connectTimeoutMs, 'connect_timeout_ms'),
+    statementTimeoutMs: number(
+      env.PGIPAM_STATEMENT_TIMEOUT_MS ?? file.statement_timeout_ms,
+      DEFAULTS.statementTimeoutMs,
+      'statement_timeout_ms',
+    ),
+    lockTimeoutMs: number(env.PGIPAM_LOCK_TIMEOUT_MS ?? file.lock_timeout_ms, DEFAULTS.lockTimeoutMs, 'lock_timeout_ms'),
+    actionTimeoutMs: number(env.PGIPAM_ACTION_TIMEOUT_MS ?? file.action_timeout_ms, DEFAULTS.actionTimeoutMs, 'action_timeout_ms'),
+    platform,
+    pooler,
+    warnings,
+  };
+}
+
+function poolerSetting(text: string): Config['pooler'] {
+  if (!(POOLERS as readonly string[]).includes(text))
+    throw new IpamError('BAD_CONFIG', `pooler "${text}" is not one of ${POOLERS.join(', ')} (PGIPAM_POOLER, or pooler in the config file)`);
+  return text as Config['pooler'];
+}
+
+// The settings of the config file, checked for who may read it; none for a missing default file
+// or a non-regular one (PGIPAM_CONFIG=/dev/null).
+function readConfigFile(path: string, explicit: boolean, warnings: string[]): { file: Partial<Record<Key, string>>; fileFound: boolean } {
   let file: Partial<Record<Key, string>> = {};
   let fileFound = false;
   let stat: fs.Stats | undefined;
   try {
     stat = fs.statSync(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || explicitPath) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || explicit) {
       throw new IpamError(
         'BAD_CONFIG',
         `cannot read config file ${path} (${(e as NodeJS.ErrnoException).code}); fix PGIPAM_CONFIG or create the file with a database_url = ... line`,
@@ -106,45 +174,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       warnings.push(`config file ${path} holds a password and is readable by its group; chmod 600 ${path} (oneadmin only)`);
     }
   }
-
-  let databaseUrl: string | undefined;
-  let source: string;
-  if (env.PGIPAM_DATABASE_URL) {
-    databaseUrl = env.PGIPAM_DATABASE_URL;
-    source = 'PGIPAM_DATABASE_URL';
-  } else if (file.database_url) {
-    databaseUrl = file.database_url;
-    source = `database_url in ${path}`;
-  } else if (env.PGHOST || env.PGDATABASE) {
-    databaseUrl = undefined;
-    source = 'the PG* environment variables';
-  } else {
-    throw new IpamError(
-      'BAD_CONFIG',
-      fileFound
-        ? `no database configured: add a database_url = postgres://user@host/db line to ${path}, or set PGIPAM_DATABASE_URL`
-        : `no database configured: set PGIPAM_DATABASE_URL, or write database_url = postgres://user@host/db into ${path} (or the file named by PGIPAM_CONFIG), or set PGHOST and PGDATABASE`,
-    );
-  }
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new IpamError('BAD_CONFIG', `the database URL from ${source} must start with postgres:// or postgresql://`);
-  }
-  const target = databaseUrl !== undefined ? parseConnectionUrl(databaseUrl, source) : targetFromEnvironment(env);
-  const platform = env.PGIPAM_PLATFORM || file.platform || 'default';
-  checkName('platform name', platform, 'BAD_CONFIG');
-  return {
-    databaseUrl,
-    target,
-    source,
-    connectTimeoutMs: number(env.PGIPAM_CONNECT_TIMEOUT_MS ?? file.connect_timeout_ms, DEFAULTS.connectTimeoutMs, 'connect_timeout_ms'),
-    statementTimeoutMs: number(
-      env.PGIPAM_STATEMENT_TIMEOUT_MS ?? file.statement_timeout_ms,
-      DEFAULTS.statementTimeoutMs,
-      'statement_timeout_ms',
-    ),
-    lockTimeoutMs: number(env.PGIPAM_LOCK_TIMEOUT_MS ?? file.lock_timeout_ms, DEFAULTS.lockTimeoutMs, 'lock_timeout_ms'),
-    actionTimeoutMs: number(env.PGIPAM_ACTION_TIMEOUT_MS ?? file.action_timeout_ms, DEFAULTS.actionTimeoutMs, 'action_timeout_ms'),
-    platform,
-    warnings,
-  };
+  return { file, fileFound };
 }

@@ -49,10 +49,12 @@ async function connectHost(
   applicationName: string,
   timeouts: boolean,
 ): Promise<Attempt> {
+  // a pooler by configuration: one connection, without the settings it would refuse
+  if (config.pooler === 'transaction') return connectHostOnce(config, hp, { tls, timeoutMs, applicationName, timeouts, pooled: true });
   try {
     return await connectHostOnce(config, hp, { tls, timeoutMs, applicationName, timeouts, pooled: false });
   } catch (e) {
-    if (!POOLER_REFUSAL.test((e as Error).message ?? '')) throw e;
+    if (config.pooler === 'none' || !POOLER_REFUSAL.test((e as Error).message ?? '')) throw e;
     return connectHostOnce(config, hp, { tls, timeoutMs, applicationName, timeouts, pooled: true });
   }
 }

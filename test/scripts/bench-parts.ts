@@ -139,33 +139,40 @@ export async function compareBouncer(
   runAction: (name: string, input: string, id: number, extraEnv?: NodeJS.ProcessEnv) => { ms: number; stderr: string },
   getInput: string,
   serverUrl: string,
-  nodeMed: number,
+  nodeOnce: () => number,
   out: (s: string) => void,
 ): Promise<void> {
   if (!fs.existsSync(PGBOUNCER)) return out('PgBouncer comparison skipped: apt-get install pgbouncer');
   const bouncer = await startPgBouncer(serverUrl);
   try {
-    const t: Record<'direct' | 'bouncer', { total: number[]; trips: string[] }> = {
-      direct: { total: [], trips: [] },
-      bouncer: { total: [], trips: [] },
-    };
+    const sides = [
+      ['direct', serverUrl, {}],
+      ['bouncer', bouncer.url, {}],
+      ['declared', bouncer.url, { PGIPAM_POOLER: 'transaction' }],
+    ] as const;
+    const t = Object.fromEntries(sides.map(([k]) => [k, { total: [] as number[], trips: [] as string[] }]));
+    // node -e 0 alternates with them: the machine's pace drifts over a run
+    const node: number[] = [];
     for (let i = -2; i < RUNS; i++) {
-      for (const [k, url] of [
-        ['direct', serverUrl],
-        ['bouncer', bouncer.url],
-      ] as const) {
-        const run = runAction('get_address', getInput, 8000 + i, { PGIPAM_DATABASE_URL: url, PGIPAM_DEBUG: '1' });
+      const n = nodeOnce();
+      if (i >= 0) node.push(n);
+      for (const [k, url, extra] of sides) {
+        const run = runAction('get_address', getInput, 8000 + i, { PGIPAM_DATABASE_URL: url, PGIPAM_DEBUG: '1', ...extra });
         if (i < 0) continue;
-        t[k].total.push(run.ms);
+        t[k]!.total.push(run.ms);
         const m = /connect ([\d.]+) ms, (\d+) round trips \(\d+ statements\): ([\d. ]+) ms/.exec(run.stderr);
-        t[k].trips.push(
+        t[k]!.trips.push(
           m ? `connect ${m[1]} ms, ${m[2]} round trip${m[2] === '1' ? '' : 's'} of ${m[3]!.trim().split(' ').join(' + ')} ms` : '',
         );
       }
     }
-    out(
-      `get_address straight to PostgreSQL: median ${median(t.direct.total).toFixed(1)} ms (${t.direct.trips[0]}); through PgBouncer (transaction mode, trust): median ${median(t.bouncer.total).toFixed(1)} ms (${t.bouncer.trips[0]}), ratio to node -e 0: ${(median(t.bouncer.total) / nodeMed).toFixed(2)}`,
-    );
+    const nodeMed = median(node);
+    const say = (k: string) =>
+      `median ${median(t[k]!.total).toFixed(1)} ms (${t[k]!.trips[0]}), ratio to node -e 0 ${(median(t[k]!.total) / nodeMed).toFixed(2)}`;
+    out(`alternating with node -e 0 (median ${nodeMed.toFixed(1)} ms):`);
+    out(`get_address straight to PostgreSQL: ${say('direct')}`);
+    out(`through a local PgBouncer (transaction mode, clients trusted), found by its refusal: ${say('bouncer')}`);
+    out(`the same with pooler = transaction (one connection): ${say('declared')}`);
   } finally {
     bouncer.stop();
   }

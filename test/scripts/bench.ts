@@ -296,7 +296,7 @@ async function main() {
     );
 
     await compareConnections(runAction, getInput, server, sockDir, nodeMed, out);
-    await compareBouncer(runAction, getInput, server.url, nodeMed, out);
+    await compareBouncer(runAction, getInput, server.url, () => timeProcess(['-e', '0'], getInput, env), out);
 
     if (ONLY_PROCESSES) return;
     // 2. library cost per allocation, one connection, one call per allocation

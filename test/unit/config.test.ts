@@ -32,6 +32,15 @@ describe('configuration', () => {
       connectTimeoutMs: 5000,
     });
   });
+  it('pooler: auto unless the file or PGIPAM_POOLER says transaction or none; anything else refused', () => {
+    expect(loadConfig({ PGIPAM_CONFIG: '/dev/null', PGIPAM_DATABASE_URL: 'postgres://h/db' }).pooler).toBe('auto');
+    const p = tmpFile('database_url = postgres://one@db/ipam\npooler = transaction\n');
+    expect(loadConfig({ PGIPAM_CONFIG: p }).pooler).toBe('transaction');
+    expect(loadConfig({ PGIPAM_CONFIG: p, PGIPAM_POOLER: 'none' }).pooler).toBe('none');
+    expect(() => loadConfig({ PGIPAM_CONFIG: p, PGIPAM_POOLER: 'session' })).toThrow(
+      /pooler "session" is not one of auto, transaction, none/,
+    );
+  });
   it('falls back to the PG* variables', () => {
     const c = loadConfig({ PGIPAM_CONFIG: '/dev/null', PGHOST: 'db', PGDATABASE: 'ipam' });
     expect(c.databaseUrl).toBeUndefined();
