@@ -4,9 +4,9 @@
 import type { FastifyRequest } from 'fastify';
 import { escapeIdentifier } from 'pg';
 import type { Db } from '../db/client';
-import type { DbPool } from '../db/pool';
+import { type DbPool, leavesConnectionUnusable } from '../db/pool';
 import type { ActionContext } from '../allocator/context';
-import type { TokenGrant } from '../admin/api-tokens';
+import { type TokenGrant, resolveToken } from '../admin/api-tokens';
 import { IpamError } from '../errors';
 
 export interface PlatformRequest {
@@ -21,6 +21,13 @@ export function bearerToken(req: FastifyRequest): string | null {
   const cookie = req.headers.cookie ?? '';
   const m = /(?:^|;\s*)pgipam_token=([^;]+)/.exec(cookie);
   return m ? decodeURIComponent(m[1]!) : null;
+}
+
+// The platform the request's token names, or null (no token, or an unknown or revoked one).
+export async function platformOf(pool: DbPool, req: FastifyRequest): Promise<PlatformRequest | null> {
+  const token = bearerToken(req);
+  const grant = token ? await pool.use((db) => resolveToken(db, token)) : null;
+  return grant ? platformRequest(pool, grant, req.id) : null;
 }
 
 export function platformRequest(pool: DbPool, grant: TokenGrant, requestId: string): PlatformRequest {
@@ -38,8 +45,7 @@ export function platformRequest(pool: DbPool, grant: TokenGrant, requestId: stri
         await db.query(`set role ${escapeIdentifier(grant.role)}`);
         return await fn(db, { requestId: `api:${requestId}`.slice(0, 40), platform: grant.platform, log: () => {} });
       } catch (e) {
-        const code = (e as { code?: string }).code;
-        broken = !code || code === 'DB_UNAVAILABLE' || /^(08|57P|E[A-Z])/.test(code);
+        broken = leavesConnectionUnusable(e);
         throw e;
       } finally {
         // the role goes with the request: a connection is never handed on in another's role

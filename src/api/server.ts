@@ -14,8 +14,7 @@ import { DbPool } from '../db/pool';
 import { type IpamErrorCode, isIpamError } from '../errors';
 import { translateDbError } from '../db/client';
 import { PGIPAM_VERSION } from '../version';
-import { resolveToken } from '../admin/api-tokens';
-import { type PlatformRequest, bearerToken, platformRequest } from './platform-request';
+import { type PlatformRequest, bearerToken, platformOf } from './platform-request';
 import { apiRoutes } from './routes';
 import { webRoutes } from './web';
 
@@ -116,11 +115,10 @@ export async function buildServer(o: ServeOptions): Promise<{ app: FastifyInstan
   app.addHook('onRequest', async (req, reply) => {
     const path = req.url.split('?')[0]!;
     if (!path.startsWith('/api/') || path === '/api/v1/openapi.json' || path === '/api/v1/health') return;
-    const token = bearerToken(req);
-    if (!token) return sendProblem(reply, 401, 'a bearer token is needed: Authorization: Bearer <token> (pgipam token add)');
-    const grant = await pool.use((db) => resolveToken(db, token));
-    if (!grant) return sendProblem(reply, 401, 'the token is unknown or revoked');
-    req.platform = platformRequest(pool, grant, req.id);
+    if (!bearerToken(req)) return sendProblem(reply, 401, 'a bearer token is needed: Authorization: Bearer <token> (pgipam token add)');
+    const platform = await platformOf(pool, req);
+    if (!platform) return sendProblem(reply, 401, 'the token is unknown or revoked');
+    req.platform = platform;
   });
 
   app.get('/api/v1/health', { schema: { hide: true } }, async () => ({ status: 'ok', version: PGIPAM_VERSION }));

@@ -16,7 +16,7 @@ import { listLeases, listRanges, rangeCells, rangeInfo } from '../admin/range-ad
 import { find, history } from '../admin/lookups';
 import { PGIPAM_VERSION } from '../version';
 import { poolJson, rangeJson } from './json';
-import { bearerToken, platformRequest } from './platform-request';
+import { platformOf } from './platform-request';
 
 const esc = (s: unknown) =>
   String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -69,11 +69,11 @@ export async function webRoutes(app: FastifyInstance, opts: { pool: DbPool }): P
     done(null, Object.fromEntries(new URLSearchParams(String(body)))),
   );
   const view = (title: string, fn: Handler) => async (req: FastifyRequest, reply: FastifyReply) => {
-    const token = bearerToken(req);
-    const grant = token ? await pool.use((db) => resolveToken(db, token)) : null;
-    if (!grant) return reply.redirect('/ui/login');
+    const platform = await platformOf(pool, req);
+    if (!platform) return reply.redirect('/ui/login');
+    const grant = platform.grant;
     try {
-      const body = await platformRequest(pool, grant, req.id).asPlatform((db, ctx) => fn(db, ctx, req));
+      const body = await platform.asPlatform((db, ctx) => fn(db, ctx, req));
       return reply.type('text/html; charset=utf-8').send(page(title, body, grant.platform));
     } catch (e) {
       if (!isIpamError(e) || !['NOT_FOUND', 'RANGE_NOT_FOUND', 'BAD_REQUEST', 'PERMISSION_DENIED'].includes(e.code)) throw e;

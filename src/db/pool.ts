@@ -6,6 +6,13 @@
 import type { Config } from '../config';
 import { type Db, connect } from './client';
 
+// Whether an error may have left the connection broken or in a state nobody should inherit (an
+// error without a code, a lost connection, a server going away): such a connection is closed.
+export function leavesConnectionUnusable(e: unknown): boolean {
+  const code = (e as { code?: string }).code;
+  return !code || code === 'DB_UNAVAILABLE' || /^(08|57P|E[A-Z])/.test(code);
+}
+
 export class DbPool {
   private readonly idle: Db[] = [];
   private readonly waiting: Array<(db: Db | Error) => void> = [];
@@ -59,8 +66,7 @@ export class DbPool {
     try {
       return await fn(db);
     } catch (e) {
-      const code = (e as { code?: string }).code;
-      broken = !code || code === 'DB_UNAVAILABLE' || /^(08|57P|E[A-Z])/.test(code);
+      broken = leavesConnectionUnusable(e);
       throw e;
     } finally {
       this.release(db, broken);
