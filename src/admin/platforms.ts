@@ -82,11 +82,22 @@ async function roleExists(db: Db, role: string): Promise<boolean> {
 }
 
 // Creates the group role if needed and (re)applies its grants; `pgipam migrate` calls it too so
-// that tables added by later migrations are covered.
+// that tables added by later migrations are covered. Creating runs inside the caller's
+// transaction (platform add). Roles belong to the whole cluster, so two databases of one cluster
+// (or two platform adds at once) may create the group together; the one that loses finds it made
+// and goes on, its transaction intact (a savepoint).
 export async function applyDriverGrants(db: Db, create = true): Promise<boolean> {
   if (!(await roleExists(db, DRIVER_GROUP))) {
     if (!create) return false;
-    await db.query(`create role ${DRIVER_GROUP} nologin`);
+    await db.query('savepoint pgipam_driver_group');
+    try {
+      await db.query(`create role ${DRIVER_GROUP} nologin`);
+      await db.query('release savepoint pgipam_driver_group');
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== '23505' && code !== '42710') throw e;
+      await db.query('rollback to savepoint pgipam_driver_group');
+    }
   }
   for (const g of DRIVER_GRANTS) await db.query(g);
   return true;
