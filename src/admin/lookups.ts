@@ -111,11 +111,12 @@ export interface FindResult {
 
 // Every history row after `after`, oldest first: the events other systems follow (GET /events,
 // the webhooks). Row-level security gives a platform's role its own rows only.
-export async function events(db: Db, after: number, limit: number): Promise<HistoryRow[]> {
+// platform: only its rows (for a session row-level security does not confine).
+export async function events(db: Db, after: number, limit: number, platform?: string): Promise<HistoryRow[]> {
   const { rows } = await db.query<RawHistory>(
     `${HISTORY_SELECT}
-      where h.id > $1 order by h.id limit $2`,
-    [after, limit],
+      where h.id > $1 and ($3::text is null or h.platform = $3) order by h.id limit $2`,
+    [after, limit, platform ?? null],
   );
   return rows.map(toHistoryRow);
 }

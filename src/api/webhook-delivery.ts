@@ -10,11 +10,11 @@
 // sha256=<hex HMAC-SHA256 of the body with the webhook's secret>, so a receiver can check it came
 // from pgipam. The receiver should treat a repeated id as a duplicate (at least once).
 import crypto from 'node:crypto';
-import { escapeIdentifier } from 'pg';
 import type { Config } from '../config';
 import { type Db, connect } from '../db/client';
 import type { DbPool } from '../db/pool';
 import { type HistoryRow, events } from '../admin/lookups';
+import { platformRequest } from './platform-request';
 
 export interface DeliveryOptions {
   // first retry after this, doubling per failure (default 1000 ms), at most 300 s
@@ -119,18 +119,12 @@ export class WebhookDelivery {
   }
 
   // The platform's events after what the webhook has, read as the platform's role (row-level
-  // security) or, for a platform without one, by its name.
+  // security, as for its API requests) or, for a platform without one, by its name.
   private pending(w: DueWebhook): Promise<HistoryRow[]> {
-    return this.pool.use(async (db) => {
-      if (!w.role_name)
-        return (await events(db, Number(w.delivered_id), this.o.batch * 4)).filter((e) => e.platform === w.platform).slice(0, this.o.batch);
-      await db.query(`set role ${escapeIdentifier(w.role_name)}`);
-      try {
-        return await events(db, Number(w.delivered_id), this.o.batch);
-      } finally {
-        await db.query('reset role');
-      }
-    });
+    const after = Number(w.delivered_id);
+    if (!w.role_name) return this.pool.use((db) => events(db, after, this.o.batch, w.platform));
+    const grant = { name: `webhook ${w.id}`, platform: w.platform, role: w.role_name };
+    return platformRequest(this.pool, grant, `webhook-${w.id}`).asPlatform((db) => events(db, after, this.o.batch));
   }
 
   private async deliver(w: DueWebhook): Promise<void> {

@@ -130,4 +130,40 @@ describe('webhooks', () => {
     const { rows: w } = await t.db.query('select delivered_id::text, attempts, last_error from pgipam.webhook where id = $1', [info.id]);
     expect(w[0]).toMatchObject({ delivered_id: String(expected.at(-1)), attempts: 0, last_error: null });
   }, 40_000);
+
+  it("a platform without a role of its own gets its events however many of others' come first", async () => {
+    const secret = 'roleless';
+    const r = receiver(secret, 0);
+    await r.start();
+    const config = loadConfig({ PGIPAM_DATABASE_URL: t.url, PGIPAM_CONFIG: '/dev/null' });
+    const pool = new DbPool(config, 'pgipam/test', 4);
+    const { info } = await addWebhook(t.db, 'default', r.url(), secret);
+    const others = (
+      await registerAddressRange(
+        t.db,
+        { ar: { TYPE: 'IP4', IP: '10.92.0.0', SIZE: '100', IPAM_MAD: 'pgipam' }, address: {} },
+        { ...ctx, platform: a.name },
+      )
+    ).reply;
+    for (let i = 0; i < 30; i++) await getAddress(t.db, { ar: others, address: { SIZE: '1' } }, { ...ctx, platform: a.name });
+    const mine = (
+      await registerAddressRange(t.db, { ar: { TYPE: 'IP4', IP: '10.93.0.0', SIZE: '8', IPAM_MAD: 'pgipam' }, address: {} }, ctx)
+    ).reply;
+    await getAddress(t.db, { ar: mine, address: { SIZE: '1' } }, ctx);
+    const { rows } = await t.db.query<{ id: string }>(
+      "select h.id::text from pgipam.history h where h.platform = 'default' and h.id > $1 order by h.id",
+      [info.deliveredId],
+    );
+    const expected = rows.map((x) => Number(x.id));
+    expect(expected).toHaveLength(2);
+    // a batch far smaller than the other platform's events in between
+    const delivery = new WebhookDelivery(pool, config, { retryBaseMs: 50, pollMs: 100, batch: 5 });
+    await delivery.start();
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !expected.every((id) => r.got.includes(id))) await new Promise((res) => setTimeout(res, 100));
+    await delivery.stop();
+    await r.stop();
+    await pool.close();
+    expect(r.got.filter((id, i) => r.got.indexOf(id) === i)).toEqual(expected);
+  }, 30_000);
 });
