@@ -30,6 +30,13 @@ export function checkOwner(owner: string): string {
   return owner;
 }
 
+// A block's size: 1 when not given; at most 65536 (a /16), as the API's schema says.
+function leaseSize(size: number | undefined): number {
+  const n = size ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > 65536) throw badRequest('size must be a whole number from 1 to 65536');
+  return n;
+}
+
 export interface OwnedLease {
   owner: string;
   rangeId: number;
@@ -103,8 +110,7 @@ export interface LeaseGetOptions {
 export async function leaseGet(db: Db, o: LeaseGetOptions, ctx: ActionContext): Promise<OwnedLease> {
   checkOwner(o.owner);
   if ((o.rangeId === undefined) === (o.pool === undefined)) throw badRequest('name a pool or a range to lease from (one of them)');
-  const size = o.size ?? 1;
-  if (!Number.isInteger(size) || size < 1 || size > 65536) throw badRequest('size must be a whole number from 1 to 65536');
+  const size = leaseSize(o.size);
   // the lease is read back after the commit, not under the range's lock (which others wait for)
   const made = await withTransaction(db, async (): Promise<OwnedLease | { rangeId: number; ip: string }> => {
     await lockOwner(db, o.owner);
@@ -186,8 +192,7 @@ export interface LeaseTakeOptions {
 // The address (and the size - 1 after it) for the owner; refused, naming the holder, when taken.
 export async function leaseTake(db: Db, o: LeaseTakeOptions, ctx: ActionContext): Promise<OwnedLease> {
   checkOwner(o.owner);
-  const size = o.size ?? 1;
-  if (!Number.isInteger(size) || size < 1 || size > 65536) throw badRequest('size must be a whole number from 1 to 65536');
+  const size = leaseSize(o.size);
   const made = await withTransaction(db, async (): Promise<OwnedLease | { rangeId: number; ip: string }> => {
     await lockOwner(db, o.owner);
     const at = await rangeOf(db, o.ip, o.space ?? 'default');

@@ -16,9 +16,10 @@ import { loadConfig } from '../../src/config';
 import { freePort, startEmbeddedPostgres } from '../support/embedded';
 import { PGBOUNCER, startPgBouncer } from '../support/pgbouncer';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 25);
+// the bench's own (bench.ts): the process runs per case, and the median of a sample
+export const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 
-const median = (xs: number[]) => {
+export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };

@@ -16,17 +16,12 @@ import { registerAddressRange } from '../../src/allocator/index';
 import { addPool } from '../../src/admin/pool-admin';
 import { addPlatform, scramVerifier } from '../../src/admin/platforms';
 import { addVlanPool, formatVlanSpans, reserveVlans } from '../../src/admin/vlan-pools';
-import { apiRate, compareBouncer, compareConnections, startBenchServer } from './bench-parts';
+import { RUNS, apiRate, compareBouncer, compareConnections, median, startBenchServer } from './bench-parts';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 const ALLOCS = Number(process.env.BENCH_ALLOCS ?? 1000);
 // BENCH_ONLY=processes: the process timings alone (a minute instead of several); =api: the API's
 const ONLY_PROCESSES = process.env.BENCH_ONLY === 'processes';
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
 
 // oned's MAD hands each action its request through a pipe and closes it; Node's spawn would give
